@@ -1,0 +1,97 @@
+"""Errors are data: each type carries what a caller needs to decide and to report.
+
+None of them ever holds request headers, so the access token cannot leak through an
+exception message or a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class InputError(Exception):
+    """The input as a whole cannot be used (exit 2, nothing sent).
+
+    The message is one line and names the file (and row/column where there is one).
+    """
+
+
+class RowInvalid(Exception):
+    """One row cannot be used; the message names the file, the row and the column.
+
+    The row is recorded as ``invalid`` and the job goes on with the others.
+    """
+
+
+class ConfigError(Exception):
+    """A usage or configuration problem (exit 2)."""
+
+
+class LedgerMismatch(ConfigError):
+    """The ledger belongs to another job (other input, target or org)."""
+
+
+class HttpError(Exception):
+    """The server answered with a status that is not a success."""
+
+    def __init__(
+        self,
+        status: int,
+        body: Any = None,
+        *,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """A one-line message: status, the server's own message if any, the request."""
+        detail = _body_message(self.body)
+        where = f" ({self.method} {self.path})" if self.method else ""
+        return f"HTTP {self.status}{': ' + detail if detail else ''}{where}"
+
+
+class AuthError(HttpError):
+    """401: the token is invalid or expired; every later row would fail the same way."""
+
+
+class TransportError(Exception):
+    """No usable answer: connection refused or dropped, timeout, unreadable body.
+
+    Whether a write was applied is unknown, so a write that ends here is in doubt.
+    """
+
+    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+        self.method = method
+        self.path = path
+        super().__init__(f"{message}{f' ({method} {path})' if method else ''}")
+
+
+def _body_message(body: Any) -> str:
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, dict) and errors:
+            parts = []
+            for field, messages in errors.items():
+                text = "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
+                parts.append(f"{field}: {text}")
+            return ", ".join(parts)
+        for key in ("message", "error", "code"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+        return ""
+    if isinstance(body, str):
+        text = " ".join(body.split())
+        if text.lstrip().startswith("<"):
+            return "non-JSON (HTML) body"
+        return text[:200]
+    return ""
