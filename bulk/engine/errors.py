@@ -81,7 +81,9 @@ def _body_message(body: Any) -> str:
         if isinstance(errors, dict) and errors:
             parts = []
             for field, messages in errors.items():
-                text = "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
+                if not isinstance(messages, list):
+                    messages = [messages]
+                text = "; ".join(map(str, messages))
                 parts.append(f"{field}: {text}")
             return ", ".join(parts)
         for key in ("message", "error", "code"):

@@ -1,0 +1,322 @@
+"""The worker pool: rows flow from a reader through a bounded queue to N workers.
+
+The job decides which rows to skip on resume, records every outcome in the ledger, and
+handles stopping: `interrupt()` (first Ctrl-C or SIGTERM) stops taking rows and lets
+in-flight rows finish within a grace period; a second `interrupt()` stops at once;
+`abort()` (a 401, say) stops like the first interrupt and marks the job aborted. All
+three are plain methods, so tests call them directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from bulk.engine.errors import AuthError
+from bulk.engine.ledger import FAILED, IN_DOUBT, PENDING, TERMINAL, Entry, Ledger
+
+log = logging.getLogger(__name__)
+
+#: Rows of ledger state fetched at a time while walking the input on resume: keeps
+#: memory flat however long the input is.
+RESUME_WINDOW = 10_000
+
+
+@dataclass(slots=True)
+class WorkItem:
+    row: int
+    payload: Any
+    #: The entry an earlier run left for this row (in_doubt, pending or failed), if any.
+    previous: Entry | None = None
+
+
+class RowContext:
+    """What a handler may ask of the job while it works on one row."""
+
+    def __init__(self, ledger: Ledger, item: WorkItem) -> None:
+        self._ledger = ledger
+        self.item = item
+        self.in_doubt = item.previous is not None and item.previous.status == IN_DOUBT
+
+    async def mark_in_doubt(self, entry: Entry) -> None:
+        """Record, durably, that a write is about to be sent for this row.
+
+        Returns only once committed: if the process dies after the write leaves, the
+        ledger already says the row is in doubt and holds its before-values.
+        """
+        entry.status = IN_DOUBT
+        await self._ledger.record_durably(entry)
+        self.in_doubt = True
+
+
+Handler = Callable[[WorkItem, RowContext], Awaitable[Entry]]
+
+
+class Observer(Protocol):
+    """Progress display hooks (a terminal bar, or nothing)."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, entry: Entry | None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Silent:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, entry: Entry | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Summary:
+    ledger_path: Path
+    total: int
+    done: Counter[str] = field(default_factory=Counter)  # outcomes recorded by this run
+    skipped: int = 0  # rows already finished by an earlier run
+    settled: int = 0  # in-doubt rows from an earlier run that this run settled
+    ledger_counts: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+    requests: int = 0  # HTTP requests sent by this run
+    interrupted: bool = False
+    aborted: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.aborted:
+            return 3
+        if self.interrupted:
+            return 130
+        unfinished = ("failed", "invalid", "in_doubt", "pending")
+        if any(self.ledger_counts.get(name) for name in unfinished):
+            return 1
+        return 0
+
+    def line(self) -> str:
+        """One line with counts, elapsed time and the ledger path."""
+        if self.aborted:
+            head = "aborted"
+        elif self.interrupted:
+            head = "interrupted"
+        else:
+            head = "done"
+        counts = self.ledger_counts
+        parts = [f"{name} {counts.get(name, 0)}" for name in ("ok", "unchanged", "invalid")]
+        parts.append(f"failed {counts.get('failed', 0)}")
+        left = counts.get("in_doubt", 0) + counts.get("pending", 0)
+        left += self.total - sum(counts.values())
+        if left:
+            parts.append(f"not done {left}")
+        this_run = sum(self.done.values())
+        rate = this_run / self.elapsed if self.elapsed > 0 else 0.0
+        resumed = f", {self.skipped} skipped as done before" if self.skipped else ""
+        settled = f", {self.settled} in-doubt settled" if self.settled else ""
+        reason = f" ({self.aborted})" if self.aborted else ""
+        return (
+            f"{head}{reason}: {self.total} rows: {', '.join(parts)} | "
+            f"{this_run} processed in {self.elapsed:.1f}s ({rate:.0f} rows/s){resumed}{settled} "
+            f"| ledger {self.ledger_path}"
+        )
+
+
+class Job:
+    def __init__(
+        self,
+        *,
+        rows: Iterable[tuple[int, Any]],
+        total: int,
+        handler: Handler,
+        ledger: Ledger,
+        concurrency: int = 8,
+        retry_failed: bool = False,
+        grace: float = 10.0,
+        flush_every: float = 0.5,
+        observer: Observer | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._rows = rows
+        self._handler = handler
+        self._ledger = ledger
+        self._concurrency = concurrency
+        self._retry_failed = retry_failed
+        self._grace = grace
+        self._flush_every = flush_every
+        self._observer = observer or _Silent()
+        self.summary = Summary(ledger_path=ledger.path, total=total)
+        self._stopping = False
+        self._busy: set[asyncio.Task[Any]] = set()
+        self._feed_error: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._hard_stop: asyncio.Event | None = None
+
+    # -- control (plain methods: signal handlers and tests call them) ----------------
+    def interrupt(self) -> None:
+        """First call: finish in-flight rows, take no more. Second call: stop now."""
+        if self._stopping:
+            if self._hard_stop is not None:
+                self._hard_stop.set()
+            return
+        self.summary.interrupted = True
+        self._begin_stop()
+
+    def abort(self, reason: str) -> None:
+        """Stop taking rows because every later row would fail the same way."""
+        if self.summary.aborted is None:
+            self.summary.aborted = reason
+        self._begin_stop()
+
+    def _begin_stop(self) -> None:
+        self._stopping = True
+        if self._stop is not None:
+            self._stop.set()
+
+    # -- running --------------------------------------------------------------------
+    async def run(self) -> Summary:
+        self._stop = asyncio.Event()
+        self._hard_stop = asyncio.Event()
+        if self._stopping:
+            self._stop.set()
+        queue: asyncio.Queue[WorkItem | None] = asyncio.Queue(maxsize=self._concurrency * 2)
+        started = time.monotonic()
+        self._observer.start(self.summary.total)
+        feeder = asyncio.create_task(self._feed(queue), name="feeder")
+        feeder.add_done_callback(self._feeder_done)
+        flusher = asyncio.create_task(self._flush_periodically(), name="ledger-flusher")
+        workers = [
+            asyncio.create_task(self._work(queue), name=f"worker-{n}")
+            for n in range(self._concurrency)
+        ]
+        stop_wait = asyncio.create_task(self._stop.wait())
+        everyone = asyncio.gather(*workers, return_exceptions=True)
+        try:
+            await asyncio.wait([everyone, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+            if self._stopping:
+                feeder.cancel()
+                await self._wind_down(workers)
+        finally:
+            for task in (feeder, flusher, stop_wait, *workers):
+                task.cancel()
+            await asyncio.gather(feeder, flusher, stop_wait, everyone, return_exceptions=True)
+            self._ledger.commit()
+            self._observer.close()
+            self.summary.elapsed = time.monotonic() - started
+            self.summary.ledger_counts = self._ledger.counts()
+        if self._feed_error is not None:
+            raise self._feed_error
+        return self.summary
+
+    def _feeder_done(self, feeder: asyncio.Task[None]) -> None:
+        # The input broke part way (it was checked whole before, so this is rare: a file
+        # changed under us). Stop like an interrupt, then let run() report it.
+        if not feeder.cancelled() and feeder.exception() is not None:
+            self._feed_error = feeder.exception()
+            self._begin_stop()
+
+    async def _wind_down(self, workers: list[asyncio.Task[None]]) -> None:
+        """Give in-flight rows the grace period (cut short by a second interrupt)."""
+        assert self._hard_stop is not None
+        for worker in workers:
+            if worker not in self._busy:  # idle, waiting for a row that will not come
+                worker.cancel()
+        pending = [worker for worker in workers if not worker.done()]
+        if not pending:
+            return
+        hard = asyncio.create_task(self._hard_stop.wait())
+        try:
+            await asyncio.wait(
+                [asyncio.gather(*pending, return_exceptions=True), hard],
+                timeout=self._grace,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            hard.cancel()
+        for worker in pending:
+            worker.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _feed(self, queue: asyncio.Queue[WorkItem | None]) -> None:
+        window: dict[int, str] = {}
+        window_end = 0
+        since_yield = 0
+        for row, payload in self._rows:
+            if self._stopping:
+                return
+            if row > window_end:
+                window_end = row + RESUME_WINDOW - 1
+                window = self._ledger.statuses(row, window_end)
+            status = window.get(row)
+            if status in TERMINAL and not (status == FAILED and self._retry_failed):
+                self.summary.skipped += 1
+                self._observer.advance(None)
+                since_yield += 1
+                if since_yield >= 1000:  # keep signals and the display responsive
+                    since_yield = 0
+                    await asyncio.sleep(0)
+                continue
+            previous = self._ledger.get(row) if status is not None else None
+            await queue.put(WorkItem(row, payload, previous))
+        for _ in range(self._concurrency):
+            await queue.put(None)
+
+    async def _work(self, queue: asyncio.Queue[WorkItem | None]) -> None:
+        while not self._stopping:
+            item = await queue.get()
+            if item is None or self._stopping:
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            self._busy.add(task)
+            try:
+                await self._process(item)
+            finally:
+                self._busy.discard(task)
+
+    async def _process(self, item: WorkItem) -> None:
+        context = RowContext(self._ledger, item)
+        was_in_doubt = context.in_doubt
+        try:
+            entry = await self._handler(item, context)
+        except AuthError as exc:
+            self.abort(f"authentication failed: {exc.describe()}")
+            self._leave_unfinished(item, context, str(exc.describe()), exc.status)
+            return
+        except asyncio.CancelledError:
+            self._leave_unfinished(item, context, "stopped before the row finished", None)
+            raise
+        except Exception as exc:  # a bug must cost one row, not the job
+            log.exception("row %s: unexpected error", item.row)
+            entry = Entry(row=item.row, status=FAILED, error=f"internal error: {exc!r}")
+        if was_in_doubt and entry.status in TERMINAL:
+            self.summary.settled += 1
+        self._ledger.record(entry)
+        self.summary.done[entry.status] += 1
+        self._observer.advance(entry)
+
+    def _leave_unfinished(
+        self, item: WorkItem, context: RowContext, error: str, http_status: int | None
+    ) -> None:
+        # An in-doubt row stays in doubt (its write may have landed); any other row is
+        # left pending, so the next run does it again.
+        if context.in_doubt:
+            return
+        self._ledger.record(
+            Entry(row=item.row, status=PENDING, error=error, http_status=http_status)
+        )
+
+    async def _flush_periodically(self) -> None:
+        # Bounds what a crash can lose to the rows finished in the last moment.
+        while True:
+            await asyncio.sleep(self._flush_every)
+            self._ledger.commit()

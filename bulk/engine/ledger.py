@@ -1,0 +1,298 @@
+"""The per-row result ledger: SQLite in WAL mode, one entry per input row.
+
+Why SQLite: a crash (even `kill -9`) never leaves a half-written file, lookups by row
+are indexed, and the user can open it with any SQLite tool.
+
+Writes are buffered and committed in batches. The one write that must reach disk before
+anything else happens is `in_doubt`, recorded just before a PUT is sent: `commit_soon`
+lets every worker that reaches that point in the same event-loop turn share one commit.
+A crash therefore loses at most the last short batch of *finished* rows, and those rows
+are simply done again on resume (their records already show the change, so no second
+write is sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bulk.engine.errors import ConfigError, LedgerMismatch
+
+PENDING = "pending"
+IN_DOUBT = "in_doubt"
+OK = "ok"
+UNCHANGED = "unchanged"
+INVALID = "invalid"
+FAILED = "failed"
+STATUSES = (PENDING, IN_DOUBT, OK, UNCHANGED, INVALID, FAILED)
+#: Rows that a resume skips (failed ones are retried only when asked to).
+TERMINAL = frozenset({OK, UNCHANGED, INVALID, FAILED})
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rows (
+    row         INTEGER PRIMARY KEY,   -- 1-based data row of the input
+    record_id   TEXT,
+    status      TEXT NOT NULL,
+    http_status INTEGER,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    request_id  TEXT,
+    before      TEXT,                  -- JSON: changed fields as they were
+    after       TEXT,                  -- JSON: changed fields as written
+    input       TEXT,                  -- JSON: the row as read, kept for rows not done
+    started_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rows_status ON rows(status);
+"""
+
+UPSERT = """
+INSERT INTO rows (row, record_id, status, http_status, attempts, error, request_id,
+                  before, after, input, started_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(row) DO UPDATE SET
+    record_id = excluded.record_id, status = excluded.status,
+    http_status = excluded.http_status, attempts = excluded.attempts,
+    error = excluded.error, request_id = excluded.request_id,
+    before = excluded.before, after = excluded.after, input = excluded.input,
+    updated_at = excluded.updated_at
+"""
+
+
+@dataclass(slots=True)
+class Entry:
+    """What happened to one input row."""
+
+    row: int
+    status: str
+    record_id: str | None = None
+    http_status: int | None = None
+    attempts: int = 0
+    error: str | None = None
+    request_id: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    input: dict[str, Any] | None = None
+    started_at: str | None = None
+    updated_at: str | None = None
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _dump(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _load(text: str | None) -> dict[str, Any] | None:
+    return None if text is None else json.loads(text)
+
+
+def _entry(row: tuple[Any, ...]) -> Entry:
+    return Entry(
+        row=row[0],
+        record_id=row[1],
+        status=row[2],
+        http_status=row[3],
+        attempts=row[4],
+        error=row[5],
+        request_id=row[6],
+        before=_load(row[7]),
+        after=_load(row[8]),
+        input=_load(row[9]),
+        started_at=row[10],
+        updated_at=row[11],
+    )
+
+
+COLUMNS = (
+    "row, record_id, status, http_status, attempts, error, request_id, before, after, input, "
+    "started_at, updated_at"
+)
+
+
+class Ledger:
+    """The ledger file. Synchronous and used from the event loop's thread only."""
+
+    def __init__(self, path: str | Path, *, batch_size: int = 500) -> None:
+        self.path = Path(path)
+        self.batch_size = batch_size
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as exc:
+            raise ConfigError(f"{self.path}: cannot open the ledger ({exc})") from None
+        # NORMAL in WAL mode: a commit survives the process being killed (it is in the
+        # OS's hands); only a power cut could lose the very last commits.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._buffer: list[tuple[Any, ...]] = []
+        self._commit_waiters: asyncio.Future[None] | None = None
+
+    # -- job identity -------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT key, value FROM meta"))
+
+    def set_meta(self, **values: str) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                list(values.items()),
+            )
+
+    def claim(self, fingerprint: dict[str, str], *, fresh: bool = False) -> bool:
+        """Tie this ledger to a job; True when it already held entries for that job.
+
+        A ledger of another job (other input content, target or org) is refused unless
+        `fresh`, which clears it.
+        """
+        stored = self.meta().get("fingerprint")
+        wanted = json.dumps(fingerprint, sort_keys=True)
+        if stored is not None and stored != wanted and not fresh:
+            raise LedgerMismatch(_mismatch(self.path, json.loads(stored), fingerprint))
+        if fresh or stored != wanted:
+            with self._transaction():
+                self._db.execute("DELETE FROM rows")
+                self._db.execute("DELETE FROM meta")
+            self.set_meta(fingerprint=wanted, created_at=now_iso())
+            return False
+        return self.count() > 0
+
+    # -- writing --------------------------------------------------------------------
+    def record(self, entry: Entry) -> None:
+        """Buffer one entry; committed with the next batch."""
+        stamp = now_iso()
+        self._buffer.append(
+            (
+                entry.row,
+                entry.record_id,
+                entry.status,
+                entry.http_status,
+                entry.attempts,
+                entry.error,
+                entry.request_id,
+                _dump(entry.before),
+                _dump(entry.after),
+                _dump(entry.input),
+                entry.started_at or stamp,
+                stamp,
+            )
+        )
+        if len(self._buffer) >= self.batch_size:
+            self.commit()
+
+    async def record_durably(self, entry: Entry) -> None:
+        """Buffer one entry and return once it is committed (shared commit per loop turn)."""
+        self.record(entry)
+        if self._commit_waiters is None:
+            loop = asyncio.get_running_loop()
+            self._commit_waiters = loop.create_future()
+            loop.call_soon(self._commit_for_waiters)
+        await asyncio.shield(self._commit_waiters)
+
+    def _commit_for_waiters(self) -> None:
+        waiters, self._commit_waiters = self._commit_waiters, None
+        try:
+            self.commit()
+        except Exception as exc:
+            if waiters is not None and not waiters.done():
+                waiters.set_exception(exc)
+            raise
+        if waiters is not None and not waiters.done():
+            waiters.set_result(None)
+
+    def commit(self) -> None:
+        """Write every buffered entry in one transaction."""
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        with self._transaction():
+            self._db.executemany(UPSERT, batch)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- reading --------------------------------------------------------------------
+    def get(self, row: int) -> Entry | None:
+        found = self._db.execute(f"SELECT {COLUMNS} FROM rows WHERE row = ?", (row,)).fetchone()
+        return None if found is None else _entry(found)
+
+    def window(self, first: int, last: int) -> dict[int, Entry]:
+        """Entries of rows first..last, for a resume that walks the input in order."""
+        cursor = self._db.execute(
+            f"SELECT {COLUMNS} FROM rows WHERE row BETWEEN ? AND ?", (first, last)
+        )
+        return {found[0]: _entry(found) for found in cursor}
+
+    def statuses(self, first: int, last: int) -> dict[int, str]:
+        """Only the statuses of rows first..last (cheap: what a resume mostly needs)."""
+        cursor = self._db.execute(
+            "SELECT row, status FROM rows WHERE row BETWEEN ? AND ?", (first, last)
+        )
+        return dict(cursor.fetchall())
+
+    def entries(self, status: str | None = None) -> Iterator[Entry]:
+        """Every entry in row order (streamed, for export)."""
+        query = f"SELECT {COLUMNS} FROM rows"
+        args: tuple[Any, ...] = ()
+        if status is not None:
+            query += " WHERE status = ?"
+            args = (status,)
+        for found in self._db.execute(query + " ORDER BY row", args):
+            yield _entry(found)
+
+    def counts(self) -> dict[str, int]:
+        found = dict(self._db.execute("SELECT status, COUNT(*) FROM rows GROUP BY status"))
+        return {status: found.get(status, 0) for status in STATUSES}
+
+    def count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+
+    def close(self) -> None:
+        self.commit()
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_existing(path: str | Path) -> Ledger:
+    """Open a ledger that must already exist (for status and export)."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{path}: no such ledger")
+    try:
+        ledger = Ledger(path)
+        ledger.meta()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path}: not a ledger ({exc})") from None
+    return ledger
+
+
+def _mismatch(path: Path, stored: dict[str, str], wanted: dict[str, str]) -> str:
+    keys = sorted(set(stored) | set(wanted))
+    differing = [key for key in keys if stored.get(key) != wanted.get(key)]
+    return (
+        f"{path}: this ledger belongs to another job ({', '.join(differing)} differ"
+        f"{'s' if len(differing) == 1 else ''}); "
+        "use --fresh to start it over, or --ledger to choose another file"
+    )

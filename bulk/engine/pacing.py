@@ -1,0 +1,60 @@
+"""One shared pacer for every request of a job: a steady rate plus a shared cooldown.
+
+Every HTTP attempt (GET or PUT, first try or retry) passes through `Pacer.acquire`, so
+retries pay for their budget. A 429 calls `cool_down`, which holds back *every* worker,
+not only the one that was refused: the server's quota is per token, not per worker.
+"""
+
+from __future__ import annotations
+
+from aiolimiter import AsyncLimiter
+
+from bulk.engine.clock import Clock, LoopClock
+
+
+class Pacer:
+    """Requests per second with a small burst, and a cooldown that all callers obey.
+
+    Create it inside the running event loop (aiolimiter binds to the loop it first
+    runs in).
+    """
+
+    def __init__(self, rate: float, burst: int = 2, clock: Clock | None = None) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        # aiolimiter starts with a full bucket of `max_rate`: a bucket of `burst` drained
+        # over burst/rate seconds keeps the long-run rate while allowing only a small burst.
+        burst = max(1, int(burst))
+        self.rate = rate
+        self.burst = burst
+        self._limiter = AsyncLimiter(burst, burst / rate)
+        self._clock = clock or LoopClock()
+        self._cooldown_until = 0.0
+        self.cooldowns = 0  # how many times a 429 (or similar) paused everyone
+        self.waits = 0  # how many acquisitions had to wait out a cooldown
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    async def acquire(self) -> None:
+        """Wait for any cooldown to pass, then for a slot at the steady rate."""
+        waited = False
+        # A loop, not one sleep: another 429 may extend the cooldown while we wait.
+        while (remaining := self._cooldown_until - self._clock.now()) > 0:
+            waited = True
+            await self._clock.sleep(remaining)
+        if waited:
+            self.waits += 1
+        await self._limiter.acquire()
+
+    def cool_down(self, seconds: float) -> None:
+        """Hold back every caller of `acquire` for `seconds` from now (never shortens)."""
+        until = self._clock.now() + max(0.0, seconds)
+        if until > self._cooldown_until:
+            self._cooldown_until = until
+            self.cooldowns += 1
+
+    def cooling_for(self) -> float:
+        """Seconds left in the current cooldown (0 when none)."""
+        return max(0.0, self._cooldown_until - self._clock.now())

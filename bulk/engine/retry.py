@@ -1,0 +1,103 @@
+"""The retry policy: what is worth another attempt, and how long to wait before it.
+
+`should_retry` is the one place that decides "retry or not". Everything transient (429,
+5xx, a dropped connection, a timeout) is retried; every other 4xx is final, and a
+cancellation never is (only exception *types we name* are retried).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from bulk.engine.clock import Clock
+from bulk.engine.errors import AuthError, HttpError, TransportError
+
+#: A hostile or mistaken Retry-After must not park a job for hours.
+MAX_RETRY_AFTER = 120.0
+
+
+def should_retry(exc: BaseException) -> bool:
+    """True when another attempt may succeed: 429, any 5xx, or no usable answer."""
+    if isinstance(exc, AuthError):
+        return False
+    if isinstance(exc, HttpError):
+        return exc.status == 429 or 500 <= exc.status <= 599
+    return isinstance(exc, TransportError)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), clamped.
+
+    None when absent or unreadable, so the caller falls back to its own backoff.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many attempts, and the exponential backoff with full jitter between them."""
+
+    max_attempts: int = 5
+    base: float = 0.5  # first backoff is up to `base` seconds
+    cap: float = 30.0  # no single backoff is longer than this
+
+    def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """Full-jitter exponential backoff after the `attempt`-th failure (1-based)."""
+        ceiling = min(self.cap, self.base * (2 ** (attempt - 1)))
+        return ceiling * rng()
+
+    def wait_after(self, exc: BaseException | None, attempt: int) -> float:
+        """How long the worker that failed waits before its next attempt.
+
+        A 429 returns 0: the pacer's shared cooldown already holds back every worker,
+        this one included, for the server's Retry-After.
+        """
+        if isinstance(exc, HttpError) and exc.status == 429:
+            return 0.0
+        if isinstance(exc, HttpError) and exc.retry_after is not None:
+            return exc.retry_after  # a 503 may say when to come back, too
+        return self.backoff(attempt)
+
+    def cooldown_for_429(self, exc: HttpError, attempt: int) -> float:
+        """The shared pause a 429 imposes: its Retry-After, else our own backoff."""
+        if exc.retry_after is not None:
+            return exc.retry_after
+        return max(self.backoff(attempt), self.base)
+
+    def retrying(self, clock: Clock) -> AsyncRetrying:
+        """A fresh tenacity controller (they hold per-call state, so never share one)."""
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            return self.wait_after(exc, state.attempt_number)
+
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait,
+            retry=retry_if_exception(should_retry),
+            sleep=clock.sleep,
+            reraise=True,
+        )
