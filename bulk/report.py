@@ -1,0 +1,92 @@
+"""`bulk status` and `bulk export`: reading a ledger back for people and for re-runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from bulk.engine.ledger import STATUSES, Entry, Ledger
+
+#: The columns every export row has. A CSV export also carries the row's own input
+#: columns, so that `bulk export --status failed --format csv` is a valid input again.
+EXPORT_KEYS = (
+    "row", "id", "status", "http_status", "attempts", "error", "request_id", "before", "after",
+)
+#: Columns an apply ignores, but only in a file that has all of them (a bulk export):
+#: a lone `status` column in a hand-made file is still refused as unknown.
+REPORT_COLUMNS = frozenset(EXPORT_KEYS) - {"id"}
+ID_ALIASES = ("id", "run_id", "checklist_id", "template_id")
+
+
+def status_lines(ledger: Ledger) -> Iterator[str]:
+    meta = ledger.meta()
+    counts = ledger.counts()
+    total = int(meta.get("rows") or 0)
+    fingerprint = json.loads(meta.get("fingerprint", "{}"))
+    yield f"ledger:   {ledger.path}"
+    yield f"input:    {meta.get('input', '?')} (sha256 {fingerprint.get('input_sha256', '?')})"
+    yield f"target:   {fingerprint.get('target', '?')}    org: {fingerprint.get('org', '?')}"
+    yield f"started:  {meta.get('started_at') or '-'}"
+    yield f"finished: {meta.get('finished_at') or '- (not finished, or running now)'}"
+    recorded = sum(counts.values())
+    yield f"rows:     {total} in input, {recorded} recorded"
+    for status in STATUSES:
+        yield f"  {status:<10} {counts[status]}"
+    if total > recorded:
+        yield f"  {'not yet':<10} {total - recorded}"
+
+
+def _export_record(entry: Entry) -> dict[str, Any]:
+    return {
+        "row": entry.row,
+        "id": entry.record_id,
+        "status": entry.status,
+        "http_status": entry.http_status,
+        "attempts": entry.attempts,
+        "error": entry.error,
+        "request_id": entry.request_id,
+        "before": entry.before,
+        "after": entry.after,
+        "started_at": entry.started_at,
+        "updated_at": entry.updated_at,
+    }
+
+
+def export_jsonl(ledger: Ledger, out: TextIO, status: str | None = None) -> int:
+    count = 0
+    for entry in ledger.entries(status):
+        out.write(json.dumps(_export_record(entry), ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def export_csv(ledger: Ledger, out: TextIO, status: str | None = None) -> int:
+    # A first pass finds the input columns the exported rows had (streamed, not held).
+    extra: dict[str, None] = {}
+    for entry in ledger.entries(status):
+        for key in entry.input or {}:
+            if key not in ID_ALIASES and key not in REPORT_COLUMNS:
+                extra[key] = None
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*EXPORT_KEYS, *extra])
+    count = 0
+    for entry in ledger.entries(status):
+        record = _export_record(entry)
+        cells = [_cell(record[key]) for key in EXPORT_KEYS]
+        given = entry.input or {}
+        cells += [_cell(given.get(key)) for key in extra]
+        writer.writerow(cells)
+        count += 1
+    return count
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

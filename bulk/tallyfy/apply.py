@@ -1,0 +1,311 @@
+"""`bulk apply` as a library call: one row's read-merge-write, and the job around it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bulk.engine.clock import Clock, LoopClock
+from bulk.engine.errors import AuthError, HttpError, RowInvalid, TransportError
+from bulk.engine.job import Job, Observer, RowContext, Summary, WorkItem
+from bulk.engine.ledger import FAILED, IN_DOUBT, INVALID, OK, UNCHANGED, Entry, Ledger, now_iso
+from bulk.engine.pacing import Pacer
+from bulk.engine.reader import InputFile, RawRow
+from bulk.engine.retry import RetryPolicy
+from bulk.report import REPORT_COLUMNS
+from bulk.tallyfy.client import TallyfyClient
+from bulk.tallyfy.connection import Connection
+from bulk.tallyfy.fields import TARGETS, Target, check_columns, parse_row
+from bulk.tallyfy.plan import PlanError, plan_update, unapplied
+
+#: Why 8 workers by default: the pacer, not the pool, sets the pace. At the default
+#: 10 requests/s (600/min, the per-user figure older Tallyfy pages give) a worker waits
+#: on the network ~0.1-0.5 s per request, so 8 in flight keep the pacer busy up to
+#: 0.8 s of latency, while staying polite to a server whose quota we do not know.
+DEFAULT_CONCURRENCY = 8
+DEFAULT_RATE = 10.0
+DEFAULT_BURST = 2
+
+
+@dataclass
+class ApplyOptions:
+    input: Path
+    target: str = "runs"
+    format: str | None = None
+    ledger: Path | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    rate: float = DEFAULT_RATE
+    burst: int = DEFAULT_BURST
+    max_attempts: int = 5
+    timeout: float = 30.0
+    retry_failed: bool = False
+    fresh: bool = False
+    grace: float = 10.0
+    backoff: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.ledger or self.input.with_name(self.input.name + ".ledger.db")
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts, base=self.backoff.base, cap=self.backoff.cap
+        )
+
+
+@dataclass
+class _RowState:
+    attempts: int = 0
+    sent: bool = False
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+class RowApplier:
+    """Applies one row: read the record, merge the change, write it, verify the answer.
+
+    The retry unit is the whole read-merge-write, not the write alone: after an
+    ambiguous failure (a 5xx, a dropped connection, a timeout) the next attempt reads
+    the record again, and if the first write did land, it sends nothing more.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        id_column: str,
+        source: str,
+        client: TallyfyClient,
+        policy: RetryPolicy,
+        clock: Clock,
+    ) -> None:
+        self.target = target
+        self.id_column = id_column
+        self.source = source
+        self.client = client
+        self.policy = policy
+        self.clock = clock
+
+    async def __call__(self, item: WorkItem, context: RowContext) -> Entry:
+        entry = await self._apply(item, context)
+        if entry.status not in (OK, UNCHANGED):
+            # Kept so `bulk export --format csv` can hand the row back as a new input.
+            entry.input = dict(item.payload.values) or None
+        return entry
+
+    async def _apply(self, item: WorkItem, context: RowContext) -> Entry:
+        raw: RawRow = item.payload
+        try:
+            change = parse_row(self.target, raw, self.id_column, self.source)
+        except RowInvalid as exc:
+            record_id = raw.values.get(self.id_column) if raw.values else None
+            return Entry(
+                row=item.row,
+                status=INVALID,
+                record_id=record_id if isinstance(record_id, str) else None,
+                error=str(exc),
+            )
+        state = _RowState(sent=context.in_doubt)
+        if context.in_doubt and item.previous is not None:
+            # Settling a write an earlier run may have landed: its before-values are
+            # the true ones (the record may already show the change).
+            state.before, state.after = item.previous.before, item.previous.after
+            state.attempts = item.previous.attempts
+        base = Entry(row=item.row, status=FAILED, record_id=change.record_id)
+        try:
+            async for attempt in self.policy.retrying(self.clock):
+                with attempt:
+                    return await self._attempt(change, context, state, base)
+        except AuthError:
+            raise
+        except HttpError as exc:
+            return self._failed(base, state, exc.describe(), exc.status, exc.request_id,
+                                ambiguous=exc.status >= 500)
+        except TransportError as exc:
+            return self._failed(base, state, str(exc), None, None, ambiguous=True)
+        except PlanError as exc:
+            return self._failed(base, state, str(exc), None, None, ambiguous=False)
+        raise AssertionError("unreachable: the retry loop returns or raises")
+
+    async def _attempt(
+        self, change: Any, context: RowContext, state: _RowState, base: Entry
+    ) -> Entry:
+        state.attempts += 1
+        number = state.attempts
+        read = await self.client.read(self.target, change.record_id, attempt=number)
+        plan = plan_update(self.target, read.data, change)
+        if plan is None:
+            status = OK if state.sent else UNCHANGED
+            return _entry(base, status, state, read.status, read.request_id)
+        if not state.sent:
+            state.before, state.after = plan.before, plan.after
+            await context.mark_in_doubt(
+                _entry(base, IN_DOUBT, state, read.status, read.request_id)
+            )
+            state.sent = True
+        if state.before is None:
+            state.before = plan.before
+        state.after = plan.after
+        written = await self.client.write(self.target, change.record_id, plan.body,
+                                          attempt=number)
+        wrong = unapplied(plan, written.data)
+        if wrong:
+            raise PlanError(
+                f"the server answered {written.status} but did not apply {', '.join(wrong)}"
+            )
+        return _entry(base, OK, state, written.status, written.request_id)
+
+    @staticmethod
+    def _failed(
+        base: Entry,
+        state: _RowState,
+        error: str,
+        http_status: int | None,
+        request_id: str | None,
+        *,
+        ambiguous: bool,
+    ) -> Entry:
+        # A write that was sent and never acknowledged may have landed: say so, and let
+        # the next run settle it by reading the record back.
+        status = IN_DOUBT if state.sent and ambiguous else FAILED
+        entry = _entry(base, status, state, http_status, request_id)
+        entry.error = error
+        return entry
+
+
+def _entry(
+    base: Entry, status: str, state: _RowState, http_status: int | None, request_id: str | None
+) -> Entry:
+    changed = status in (OK, IN_DOUBT, FAILED) and state.sent
+    return Entry(
+        row=base.row,
+        status=status,
+        record_id=base.record_id,
+        http_status=http_status,
+        attempts=state.attempts,
+        request_id=request_id,
+        before=state.before if changed else None,
+        after=state.after if changed else None,
+    )
+
+
+@dataclass
+class PreparedJob:
+    """Everything checked before the first request: input, columns, ledger."""
+
+    options: ApplyOptions
+    connection: Connection
+    target: Target
+    input_file: InputFile
+    id_column: str
+    total: int
+    ledger: Ledger
+    resumed: bool
+    ignored_columns: frozenset[str] = frozenset()
+
+
+def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
+    """Check the input and tie the ledger to this job. Raises InputError/ConfigError."""
+    target = TARGETS[options.target]
+    input_file = InputFile(options.input, options.format)
+    scanned = input_file.scan()
+    columns = scanned.columns
+    ignored: frozenset[str] = frozenset()
+    if REPORT_COLUMNS <= set(columns):
+        # A `bulk export --format csv` fed back in: its report columns are not changes.
+        ignored = REPORT_COLUMNS
+        columns = tuple(name for name in columns if name not in ignored)
+    id_column = check_columns(target, columns, _source(options.input))
+    ledger = Ledger(options.ledger_path)
+    try:
+        resumed = ledger.claim(
+            {"input_sha256": scanned.sha256, "target": target.name, "org": connection.org_id},
+            fresh=options.fresh,
+        )
+        ledger.set_meta(
+            input=str(options.input), target=target.name, org=connection.org_id,
+            base_url=connection.base_url, rows=str(scanned.rows),
+            started_at=now_iso(), finished_at="",
+        )
+    except BaseException:
+        ledger.close()
+        raise
+    return PreparedJob(options, connection, target, input_file, id_column, scanned.rows,
+                       ledger, resumed, ignored)
+
+
+def _source(path: Path) -> str:
+    return path.name
+
+
+async def execute(
+    job: PreparedJob,
+    *,
+    observer: Observer | None = None,
+    clock: Clock | None = None,
+    on_job: Callable[[Job], None] | None = None,
+    install_signals: bool = False,
+) -> Summary:
+    """Run a prepared job against the API; returns the summary (ledger left open)."""
+    options = job.options
+    clock = clock or LoopClock()
+    pacer = Pacer(options.rate, options.burst, clock)
+    policy = options.policy
+    # Workers never exceed the connector: one connection each, no hidden queueing.
+    connector = aiohttp.TCPConnector(limit=options.concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        client = TallyfyClient(session, job.connection, pacer, policy, timeout=options.timeout)
+        applier = RowApplier(job.target, job.id_column, _source(options.input), client,
+                             policy, clock)
+        runner = Job(
+            rows=_numbered(job.input_file, job.ignored_columns),
+            total=job.total,
+            handler=applier,
+            ledger=job.ledger,
+            concurrency=options.concurrency,
+            retry_failed=options.retry_failed,
+            grace=options.grace,
+            observer=observer,
+        )
+        if on_job is not None:
+            on_job(runner)
+        with _signals(runner) if install_signals else contextlib.nullcontext():
+            summary = await runner.run()
+        summary.requests = client.http.requests
+    job.ledger.set_meta(finished_at=now_iso())
+    return summary
+
+
+def _numbered(
+    input_file: InputFile, ignored: frozenset[str]
+) -> Iterator[tuple[int, RawRow]]:
+    for raw in input_file.rows():
+        if ignored and raw.values:
+            values = {key: value for key, value in raw.values.items() if key not in ignored}
+            raw = RawRow(raw.number, values, raw.error)
+        yield raw.number, raw
+
+
+@contextlib.contextmanager
+def _signals(runner: Job) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, runner.interrupt)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+__all__ = ["ApplyOptions", "PreparedJob", "RowApplier", "execute", "prepare"]
