@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from bulk.engine.clock import Clock, LoopClock
-from bulk.engine.errors import AuthError, HttpError, RowInvalid, TransportError
+from bulk.engine.errors import AuthError, HttpError, InputError, RowInvalid, TransportError
 from bulk.engine.job import Job, Observer, RowContext, Summary, WorkItem
 from bulk.engine.ledger import FAILED, IN_DOUBT, INVALID, OK, UNCHANGED, Entry, Ledger, now_iso
 from bulk.engine.pacing import Pacer
@@ -22,7 +22,7 @@ from bulk.engine.retry import RetryPolicy
 from bulk.report import REPORT_COLUMNS
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.connection import Connection
-from bulk.tallyfy.fields import TARGETS, Target, check_columns, parse_row
+from bulk.tallyfy.fields import TARGETS, RowParser, Target, check_columns
 from bulk.tallyfy.plan import PlanError, plan_update, unapplied
 
 #: Why 8 workers by default: the pacer, not the pool, sets the pace. At the default
@@ -80,15 +80,13 @@ class RowApplier:
     def __init__(
         self,
         target: Target,
-        id_column: str,
-        source: str,
+        parser: RowParser,
         client: TallyfyClient,
         policy: RetryPolicy,
         clock: Clock,
     ) -> None:
         self.target = target
-        self.id_column = id_column
-        self.source = source
+        self.parser = parser
         self.client = client
         self.policy = policy
         self.clock = clock
@@ -103,9 +101,9 @@ class RowApplier:
     async def _apply(self, item: WorkItem, context: RowContext) -> Entry:
         raw: RawRow = item.payload
         try:
-            change = parse_row(self.target, raw, self.id_column, self.source)
+            change = self.parser.parse(raw)
         except RowInvalid as exc:
-            record_id = raw.values.get(self.id_column) if raw.values else None
+            record_id = raw.values.get(self.parser.id_column) if raw.values else None
             return Entry(
                 row=item.row,
                 status=INVALID,
@@ -204,7 +202,7 @@ class PreparedJob:
     connection: Connection
     target: Target
     input_file: InputFile
-    id_column: str
+    parser: RowParser
     total: int
     ledger: Ledger
     resumed: bool
@@ -222,7 +220,7 @@ def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
         # A `bulk export --format csv` fed back in: its report columns are not changes.
         ignored = REPORT_COLUMNS
         columns = tuple(name for name in columns if name not in ignored)
-    id_column = check_columns(target, columns, _source(options.input))
+    id_column = check_columns(target, columns, input_file.name)
     ledger = Ledger(options.ledger_path)
     try:
         resumed = ledger.claim(
@@ -237,12 +235,9 @@ def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
     except BaseException:
         ledger.close()
         raise
-    return PreparedJob(options, connection, target, input_file, id_column, scanned.rows,
+    parser = RowParser(target, id_column, input_file.name, scanned.format)
+    return PreparedJob(options, connection, target, input_file, parser, scanned.rows,
                        ledger, resumed, ignored)
-
-
-def _source(path: Path) -> str:
-    return path.name
 
 
 async def execute(
@@ -262,10 +257,9 @@ async def execute(
     connector = aiohttp.TCPConnector(limit=options.concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         client = TallyfyClient(session, job.connection, pacer, policy, timeout=options.timeout)
-        applier = RowApplier(job.target, job.id_column, _source(options.input), client,
-                             policy, clock)
+        applier = RowApplier(job.target, job.parser, client, policy, clock)
         runner = Job(
-            rows=_numbered(job.input_file, job.ignored_columns),
+            rows=_numbered(job.input_file, job.ignored_columns, job.total),
             total=job.total,
             handler=applier,
             ledger=job.ledger,
@@ -284,13 +278,19 @@ async def execute(
 
 
 def _numbered(
-    input_file: InputFile, ignored: frozenset[str]
+    input_file: InputFile, ignored: frozenset[str], expected: int
 ) -> Iterator[tuple[int, RawRow]]:
+    count = 0
     for raw in input_file.rows():
+        count += 1
         if ignored and raw.values:
             values = {key: value for key, value in raw.values.items() if key not in ignored}
             raw = RawRow(raw.number, values, raw.error)
         yield raw.number, raw
+    if count != expected:
+        # The fingerprint was taken from the file as it was; the ledger must not mix two.
+        raise InputError(f"{input_file.name}: the file changed while the job ran "
+                         f"({expected} rows when checked, {count} now); run again")
 
 
 @contextlib.contextmanager
