@@ -256,6 +256,10 @@ async def execute(
     # Workers never exceed the connector: one connection each, no hidden queueing.
     connector = aiohttp.TCPConnector(limit=options.concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
+        # aiohttp silently re-sends a PUT once when a kept-alive connection drops. That
+        # resend bypasses our read-back, so a write that landed could land twice: off.
+        if hasattr(session, "_retry_connection"):
+            session._retry_connection = False
         client = TallyfyClient(session, job.connection, pacer, policy, timeout=options.timeout)
         applier = RowApplier(job.target, job.parser, client, policy, clock)
         runner = Job(

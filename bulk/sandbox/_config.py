@@ -1,0 +1,115 @@
+"""What a sandbox is started with: the data to serve, the quota and the faults."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+#: Longer than the 30 s a client (the official SDK included) usually waits, so a slow
+#: answer really is "the server did it, the client gave up".
+DEFAULT_SLOW_MS = 35_000.0
+
+
+def _check_probability(name: str, value: float) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
+    if not 0.0 <= value <= 1.0 or math.isnan(value):
+        raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Probabilities of the bad-day events, each drawn per request, deterministic under the seed.
+
+    ``error_rate``: a 500/502/503/504 with an HTML body, as a proxy sends it; nothing applied.
+    ``drop_rate``: the connection is closed with no answer at all; nothing applied.
+    ``applied_503_rate`` (PUT only): the write IS applied, then answered 503.
+    ``slow_rate``: the answer comes ``slow_ms`` late; a PUT is applied before the wait.
+    """
+
+    error_rate: float = 0.0
+    drop_rate: float = 0.0
+    applied_503_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_ms: float = DEFAULT_SLOW_MS
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "drop_rate", "applied_503_rate", "slow_rate"):
+            _check_probability(name, getattr(self, name))
+        if not isinstance(self.slow_ms, int | float) or not self.slow_ms >= 0:
+            raise ValueError(f"slow_ms must be a number >= 0, got {self.slow_ms!r}")
+
+    @property
+    def any(self) -> bool:
+        """True when at least one fault can happen (the request path skips the draws if not)."""
+        return bool(self.error_rate or self.drop_rate or self.applied_503_rate or self.slow_rate)
+
+    def to_dict(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base: Faults | None = None) -> Faults:
+        """``base`` with the keys of ``data`` replaced; unknown keys are a ValueError."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}")
+        values = (base or cls()).to_dict()
+        values.update(data)
+        return cls(**values)
+
+
+@dataclass(slots=True)
+class SandboxConfig:
+    """Everything a :class:`~bulk.sandbox.Sandbox` needs; every field has a usable default.
+
+    ``data`` (a path to an org JSON file, or such an org as a dict) wins over generation
+    from ``runs``/``templates``/``seed``.
+    ``token`` and ``org_id`` default to the data file's, else to values derived from ``seed``.
+    ``rate_limit`` is requests per second per token (None: no quota); ``burst`` how many may
+    come at once (default: one second's worth). ``clock`` drives the quota and the journal
+    times, ``sleep`` every server-side wait (latency, slow answers): tests inject both so
+    nothing depends on wall-clock speed.
+    """
+
+    runs: int = 200
+    templates: int = 50
+    seed: int = 1
+    data: Path | str | dict[str, Any] | None = None
+    token: str | None = None
+    org_id: str | None = None
+    rate_limit: float | None = None
+    burst: float | None = None
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    faults: Faults = field(default_factory=Faults)
+    journal_size: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.runs < 0 or self.templates < 0:
+            raise ValueError("runs and templates must be >= 0")
+        if self.runs and not self.templates and self.data is None:
+            raise ValueError("runs need at least one template to be generated from")
+        check_quota(self.rate_limit, self.burst)
+        check_latency(self.latency_ms, self.jitter_ms)
+        if self.journal_size < 1:
+            raise ValueError("journal_size must be >= 1")
+
+
+def check_quota(rate_limit: float | None, burst: float | None) -> None:
+    if rate_limit is not None and not rate_limit > 0:
+        raise ValueError(f"rate_limit must be > 0 requests/s (or None for no quota), "
+                         f"got {rate_limit!r}")
+    if burst is not None and not burst >= 1:
+        raise ValueError(f"burst must be >= 1, got {burst!r}")
+
+
+def check_latency(latency_ms: float, jitter_ms: float) -> None:
+    if not latency_ms >= 0 or not jitter_ms >= 0:
+        raise ValueError("latency_ms and jitter_ms must be >= 0")

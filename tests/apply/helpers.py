@@ -1,0 +1,110 @@
+"""Helpers for `bulk apply` tests: inputs built from a real sandbox, jobs run in-loop."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from bulk.engine.clock import SkipClock
+from bulk.engine.job import Summary
+from bulk.engine.ledger import Entry
+from bulk.engine.retry import RetryPolicy
+from bulk.sandbox import Sandbox, SandboxConfig
+from bulk.tallyfy.apply import ApplyOptions, execute, prepare
+from bulk.tallyfy.connection import Connection, Secret
+
+TOKEN = "tok-s3cr3t-0123456789abcdef"
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> Path:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+    return path
+
+
+def config(**overrides: Any) -> SandboxConfig:
+    values: dict[str, Any] = {"runs": 40, "templates": 12, "seed": 11, "token": TOKEN}
+    values.update(overrides)
+    return SandboxConfig(**values)
+
+
+def connection_to(sandbox: Sandbox, token: str | None = None) -> Connection:
+    return Connection(sandbox.base_url, sandbox.org_id, Secret(token or sandbox.token))
+
+
+async def run_job(
+    sandbox: Sandbox,
+    input_path: Path,
+    *,
+    clock: SkipClock | None = None,
+    token: str | None = None,
+    on_job: Any = None,
+    **options: Any,
+) -> tuple[Summary, list[Entry]]:
+    """Prepare and execute a job in this event loop; waits are skipped, not slept."""
+    settings: dict[str, Any] = {"rate": 10_000.0, "burst": 100, "concurrency": 8}
+    settings.update(options)
+    settings.setdefault("backoff", RetryPolicy(base=0.01, cap=0.05))
+    prepared = prepare(ApplyOptions(input=input_path, **settings), connection_to(sandbox, token))
+    try:
+        summary = await execute(prepared, clock=clock or SkipClock(), on_job=on_job)
+        entries = list(prepared.ledger.entries())
+    finally:
+        prepared.ledger.close()
+    return summary, entries
+
+
+class ThreadedSandbox:
+    """A sandbox serving from its own thread, for tests that drive the CLI synchronously."""
+
+    def __init__(self, sandbox_config: SandboxConfig) -> None:
+        self._config = sandbox_config
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._cm: Sandbox | None = None
+
+    def __enter__(self) -> Sandbox:
+        self._thread.start()
+        self._cm = Sandbox(self._config, host="127.0.0.1", port=0)
+        return asyncio.run_coroutine_threadsafe(self._cm.__aenter__(), self._loop).result(30)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._cm is not None
+        stopping = self._cm.__aexit__(None, None, None)
+        asyncio.run_coroutine_threadsafe(stopping, self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        self._loop.close()
+
+
+def env_for(sandbox: Sandbox) -> dict[str, str]:
+    return {
+        "TALLYFY_BASE_URL": sandbox.base_url,
+        "TALLYFY_ORG_ID": sandbox.org_id,
+        "TALLYFY_ACCESS_TOKEN": sandbox.token,
+    }
+
+
+def run_ids(sandbox: Sandbox, n: int | None = None) -> list[str]:
+    ids = sorted(sandbox.store.runs)
+    return ids if n is None else ids[:n]
+
+
+def template_ids(sandbox: Sandbox, n: int | None = None) -> list[str]:
+    ids = sorted(sandbox.store.checklists)
+    return ids if n is None else ids[:n]
+
+
