@@ -47,12 +47,12 @@ def run_demo(job_name: str, *, quiet: bool = False, out: TextIO | None = None,
 
 async def _demo(job_name: str, options: Any, *, quiet: bool, out: TextIO) -> int:
     config = SandboxConfig(data=ORG, latency_ms=15, jitter_ms=10, faults=BAD_DAY,
-                           rate_limit=40, burst=10)
+                           rate_limit=20, burst=5)
     async with Sandbox(config, host="127.0.0.1", port=0) as sandbox:
         say = lambda text="": print(text, file=out, flush=True)  # noqa: E731
         say(f"sandbox listening at {sandbox.base_url} (org {sandbox.org_id})")
         say("a bad day: 15-25 ms latency, 5% proxy errors, 3% dropped connections, "
-            "5% writes answered 503 after being applied, a 40 req/s quota")
+            "5% writes answered 503 after being applied, a 20 req/s quota (the job paces at 25)")
         say(f"job: {job_name} ({options.target}) from {options.input.name}")
         members_before = _members(sandbox)
         connection = Connection(sandbox.base_url, sandbox.org_id, Secret(sandbox.token))
@@ -66,8 +66,8 @@ async def _demo(job_name: str, options: Any, *, quiet: bool, out: TextIO) -> int
                 say(line)
             say()
             say("first rows of the ledger (bulk export):")
-            buffer = _Head(out, 3)
-            export_jsonl(prepared.ledger, buffer)
+            export_jsonl(prepared.ledger, _Head(out, 3))
+            removals = _asked_removals(prepared.ledger)
         finally:
             prepared.ledger.close()
         stats = sandbox.stats
@@ -76,27 +76,43 @@ async def _demo(job_name: str, options: Any, *, quiet: bool, out: TextIO) -> int
         say()
         say(f"sandbox saw {stats.requests} requests, {stats.rate_limited} answered 429, "
             f"{writes} writes applied, {len(twice)} records written more than once")
-        kept = _members_kept(members_before, _members(sandbox))
-        say(f"members: {kept[0]} of {kept[1]} records still have every member they had "
-            "(a naive rename would have removed them all)")
+        lost = _members_lost_unasked(members_before, _members(sandbox), removals)
+        say(f"members: {len(members_before) - len(lost)} of {len(members_before)} records kept "
+            "every member and group the job did not ask to remove "
+            "(a plain PUT of the new name would have removed them all)")
     return summary.exit_code
 
 
-def _members(sandbox: Sandbox) -> dict[str, tuple[set[Any], set[Any]]]:
+Members = dict[str, tuple[set[Any], set[Any]]]
+
+
+def _members(sandbox: Sandbox) -> Members:
     store = sandbox.store
-    found: dict[str, tuple[set[Any], set[Any]]] = {}
+    found: Members = {}
     for records in (store.runs, store.checklists):
         for rid, record in records.items():
             found[rid] = (set(record.get("users", [])), set(record.get("groups", [])))
     return found
 
 
-def _members_kept(before: dict[str, Any], after: dict[str, Any]) -> tuple[int, int]:
-    # An owner reassignment removes one member on purpose; "kept" means nobody else left.
-    had = [rid for rid, (users, groups) in before.items() if users or groups]
-    kept = sum(1 for rid in had if len(after[rid][0]) >= len(before[rid][0]) - 1
-               and after[rid][1] >= before[rid][1])
-    return kept, len(had)
+def _asked_removals(ledger: Any) -> Members:
+    """What the job itself removed, per record, from the ledger's before/after values."""
+    asked: Members = {}
+    for entry in ledger.entries("ok"):
+        before, after = entry.before or {}, entry.after or {}
+        users = set(before.get("users", [])) - set(after.get("users", before.get("users", [])))
+        groups = set(before.get("groups", [])) - set(after.get("groups", before.get("groups", [])))
+        asked[entry.record_id] = (users, groups)
+    return asked
+
+
+def _members_lost_unasked(before: Members, after: Members, asked: Members) -> list[str]:
+    lost = []
+    for rid, (users, groups) in before.items():
+        allowed_users, allowed_groups = asked.get(rid, (set(), set()))
+        if (users - after[rid][0]) - allowed_users or (groups - after[rid][1]) - allowed_groups:
+            lost.append(rid)
+    return lost
 
 
 class _Head:
