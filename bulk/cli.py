@@ -11,6 +11,7 @@ import click
 from bulk import __version__
 from bulk.engine.errors import ConfigError, InputError
 from bulk.engine.ledger import STATUSES, open_existing
+from bulk.sandbox.cli import sandbox_command
 
 #: Exit codes (documented in the README and in `bulk apply --help`).
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -27,8 +28,8 @@ def main() -> None:
     """Safe, resumable bulk updates of Tallyfy runs and templates.
 
     \b
-    Rehearse on the local sandbox first:
-      eval "$(bulk sandbox --runs 500 &)"   # or run it in another terminal
+    Example: rehearse on the local sandbox first
+      eval "$(bulk sandbox --data sample_data/org.json &)"
       bulk apply jobs/mass-rename.toml
     """
 
@@ -156,12 +157,4 @@ def demo(job_name: str, quiet: bool) -> None:
     sys.exit(code)
 
 
-def _register_sandbox() -> None:
-    try:
-        from bulk.sandbox.cli import sandbox_command
-    except ImportError:  # pragma: no cover - the sandbox is part of the package
-        return
-    main.add_command(sandbox_command)
-
-
-_register_sandbox()
+main.add_command(sandbox_command)
