@@ -43,6 +43,9 @@ class RowContext:
         self._ledger = ledger
         self.item = item
         self.in_doubt = item.previous is not None and item.previous.status == IN_DOUBT
+        #: The in-doubt entry the ledger holds for this row (from an earlier run, or
+        #: from `mark_in_doubt` in this one), with the before-values to keep.
+        self.doubt_entry: Entry | None = item.previous if self.in_doubt else None
 
     async def mark_in_doubt(self, entry: Entry) -> None:
         """Record, durably, that a write is about to be sent for this row.
@@ -53,6 +56,7 @@ class RowContext:
         entry.status = IN_DOUBT
         await self._ledger.record_durably(entry)
         self.in_doubt = True
+        self.doubt_entry = entry
 
 
 Handler = Callable[[WorkItem, RowContext], Awaitable[Entry]]
@@ -158,6 +162,7 @@ class Job:
         self._stopping = False
         self._busy: set[asyncio.Task[Any]] = set()
         self._feed_error: BaseException | None = None
+        self._worker_error: BaseException | None = None
         self._stop: asyncio.Event | None = None
         self._hard_stop: asyncio.Event | None = None
 
@@ -198,6 +203,8 @@ class Job:
             asyncio.create_task(self._work(queue), name=f"worker-{n}")
             for n in range(self._concurrency)
         ]
+        for worker in workers:
+            worker.add_done_callback(self._worker_done)
         stop_wait = asyncio.create_task(self._stop.wait())
         everyone = asyncio.gather(*workers, return_exceptions=True)
         try:
@@ -215,6 +222,8 @@ class Job:
             self.summary.ledger_counts = self._ledger.counts()
         if self._feed_error is not None:
             raise self._feed_error
+        if self._worker_error is not None:
+            raise self._worker_error
         return self.summary
 
     def _feeder_done(self, feeder: asyncio.Task[None]) -> None:
@@ -223,6 +232,16 @@ class Job:
         if not feeder.cancelled() and feeder.exception() is not None:
             self._feed_error = feeder.exception()
             self._begin_stop()
+
+    def _worker_done(self, worker: asyncio.Task[None]) -> None:
+        # A worker died of an error outside any handler (the ledger could not be
+        # written, the display broke): the rows it would have taken are never done, so
+        # stop like an interrupt and let run() raise it, rather than report success.
+        if worker.cancelled() or worker.exception() is None:
+            return
+        if self._worker_error is None:
+            self._worker_error = worker.exception()
+        self._begin_stop()
 
     async def _wind_down(self, workers: list[asyncio.Task[None]]) -> None:
         """Give in-flight rows the grace period (cut short by a second interrupt)."""
@@ -297,12 +316,28 @@ class Job:
             raise
         except Exception as exc:  # a bug must cost one row, not the job
             log.exception("row %s: unexpected error", item.row)
-            entry = Entry(row=item.row, status=FAILED, error=f"internal error: {exc!r}")
+            entry = self._internal_error(item, context, exc)
         if was_in_doubt and entry.status in TERMINAL:
             self.summary.settled += 1
         self._ledger.record(entry)
         self.summary.done[entry.status] += 1
         self._observer.advance(entry)
+
+    @staticmethod
+    def _internal_error(item: WorkItem, context: RowContext, exc: Exception) -> Entry:
+        # Keep what the ledger already knows of the row (record id, input for export).
+        # A row whose write may have landed stays in doubt with its before-values, so
+        # the next run settles it; as `failed` it would lose them for good.
+        entry = Entry(row=item.row, status=FAILED, error=f"internal error: {exc!r}")
+        known = context.doubt_entry if context.in_doubt else item.previous
+        if known is not None:
+            entry.record_id = known.record_id
+            entry.input = known.input
+            entry.attempts = known.attempts
+        if context.in_doubt and known is not None:
+            entry.status = IN_DOUBT
+            entry.before, entry.after = known.before, known.after
+        return entry
 
     def _leave_unfinished(
         self, item: WorkItem, context: RowContext, error: str, http_status: int | None

@@ -216,8 +216,14 @@ class Ledger:
         if not self._buffer:
             return
         batch, self._buffer = self._buffer, []
-        with self._transaction():
-            self._db.executemany(UPSERT, batch)
+        try:
+            with self._transaction():
+                self._db.executemany(UPSERT, batch)
+        except BaseException:
+            # Not written (locked, disk full...): keep the entries, in order, for the
+            # next commit rather than silently dropping a whole batch of outcomes.
+            self._buffer[:0] = batch
+            raise
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

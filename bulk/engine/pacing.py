@@ -40,13 +40,18 @@ class Pacer:
     async def acquire(self) -> None:
         """Wait for any cooldown to pass, then for a slot at the steady rate."""
         waited = False
-        # A loop, not one sleep: another 429 may extend the cooldown while we wait.
-        while (remaining := self._cooldown_until - self._clock.now()) > 0:
-            waited = True
-            await self._clock.sleep(remaining)
+        while True:
+            # A loop, not one sleep: another 429 may extend the cooldown while we wait.
+            while (remaining := self._cooldown_until - self._clock.now()) > 0:
+                waited = True
+                await self._clock.sleep(remaining)
+            await self._limiter.acquire()
+            # A 429 may have arrived while we queued for a slot: then this slot falls
+            # inside the cooldown, so wait it out and queue again at the steady rate.
+            if self._cooldown_until <= self._clock.now():
+                break
         if waited:
             self.waits += 1
-        await self._limiter.acquire()
 
     def cool_down(self, seconds: float) -> None:
         """Hold back every caller of `acquire` for `seconds` from now (never shortens)."""

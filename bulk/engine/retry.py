@@ -66,7 +66,9 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
         """Full-jitter exponential backoff after the `attempt`-th failure (1-based)."""
-        ceiling = min(self.cap, self.base * (2 ** (attempt - 1)))
+        # The exponent is bounded: 2**2000 does not fit a float (OverflowError), and
+        # far below that the cap has long been reached anyway.
+        ceiling = min(self.cap, self.base * (2 ** min(attempt - 1, 64)))
         return ceiling * rng()
 
     def wait_after(self, exc: BaseException | None, attempt: int) -> float:
