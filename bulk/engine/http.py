@@ -83,7 +83,9 @@ class JsonHttp:
             path=path,
         )
         if error.status == 429:
-            # Everyone waits, not only this worker: the quota is the token's.
+            # Everyone waits, not only this worker: the quota is the token's. And the
+            # pace drops, so the job settles below a quota no document states.
+            self._pacer.slow_down()
             self._pacer.cool_down(self._policy.cooldown_for_429(error, attempt))
         raise error
 

@@ -19,17 +19,24 @@ class Pacer:
     runs in).
     """
 
+    #: On a 429 the pace drops to this share of itself; the quota is found, not trusted.
+    SLOW_DOWN = 0.7
+    #: Without a 429 for this long, the pace climbs back by RECOVER, up to the rate asked.
+    RECOVER_AFTER = 10.0
+    RECOVER = 1.2
+
     def __init__(self, rate: float, burst: int = 2, clock: Clock | None = None) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        # aiolimiter starts with a full bucket of `max_rate`: a bucket of `burst` drained
-        # over burst/rate seconds keeps the long-run rate while allowing only a small burst.
         burst = max(1, int(burst))
-        self.rate = rate
+        self.max_rate = rate  # what the user asked for: never exceeded
+        self.min_rate = min(rate, 1.0)  # never slower than this, however many 429s
+        self.rate = rate  # the pace now
         self.burst = burst
-        self._limiter = AsyncLimiter(burst, burst / rate)
+        self._limiter = self._new_limiter()
         self._clock = clock or LoopClock()
         self._cooldown_until = 0.0
+        self._paced_since: float | None = None  # when the pace last changed
         self.cooldowns = 0  # how many times a 429 (or similar) paused everyone
         self.waits = 0  # how many acquisitions had to wait out a cooldown
 
@@ -52,6 +59,7 @@ class Pacer:
                 break
         if waited:
             self.waits += 1
+        self._maybe_recover()
 
     def cool_down(self, seconds: float) -> None:
         """Hold back every caller of `acquire` for `seconds` from now (never shortens)."""
@@ -59,6 +67,35 @@ class Pacer:
         if until > self._cooldown_until:
             self._cooldown_until = until
             self.cooldowns += 1
+
+    def slow_down(self) -> None:
+        """Lower the pace after a 429 (one storm of 429s counts once).
+
+        429s that arrive while a cooldown holds were sent before it began: they say
+        nothing new about the quota, so they do not lower the pace again.
+        """
+        now = self._clock.now()
+        if now < self._cooldown_until:
+            return
+        self._set_rate(max(self.min_rate, self.rate * self.SLOW_DOWN), now)
+
+    def _maybe_recover(self) -> None:
+        if self.rate >= self.max_rate or self._paced_since is None:
+            return
+        now = self._clock.now()
+        if now - self._paced_since >= self.RECOVER_AFTER:
+            self._set_rate(min(self.max_rate, self.rate * self.RECOVER), now)
+
+    def _set_rate(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self._paced_since = now
+        # Callers already queued in the old limiter finish there; new ones use the new pace.
+        self._limiter = self._new_limiter()
+
+    def _new_limiter(self) -> AsyncLimiter:
+        # aiolimiter starts with a full bucket of `max_rate`: a bucket of `burst` drained
+        # over burst/rate seconds keeps the long-run rate while allowing only a small burst.
+        return AsyncLimiter(self.burst, self.burst / self.rate)
 
     def cooling_for(self) -> float:
         """Seconds left in the current cooldown (0 when none)."""
