@@ -1,0 +1,48 @@
+"""The demo and the ready job files, on the sample org they ship with."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bulk.demo import run_demo
+from bulk.jobfile import load_job_file
+from bulk.run import options_from_settings
+from bulk.sandbox import Sandbox, SandboxConfig
+from tests.apply.helpers import run_job
+
+ROOT = Path(__file__).resolve().parents[2]
+JOBS = sorted((ROOT / "jobs").glob("*.toml"))
+
+
+def test_the_demo_runs_a_bad_day_to_a_clean_end(tmp_path: Path) -> None:
+    out = io.StringIO()
+
+    code = run_demo("mass-rename", quiet=True, out=out, ledger_dir=tmp_path)
+
+    text = out.getvalue()
+    assert code == 0, text
+    assert "done: 40 rows: ok 40, unchanged 0, invalid 0, failed 0" in text
+    assert "0 records written more than once" in text
+    assert "52 of 52 records kept every member" in text
+    assert (tmp_path / "mass-rename.ledger.db").exists()
+
+
+def test_there_is_a_job_for_each_common_use() -> None:
+    assert {job.stem for job in JOBS} == {"mass-rename", "owner-reassignment", "migration-batch"}
+
+
+@pytest.mark.parametrize("job", JOBS, ids=lambda job: job.stem)
+async def test_each_job_file_applies_cleanly_to_the_sample_org(job: Path, tmp_path: Path) -> None:
+    settings = load_job_file(job)
+    options = options_from_settings(settings)
+    # A copy, so the ledger lands in tmp_path and not beside the shipped sample.
+    input_path = Path(shutil.copy(options.input, tmp_path))
+    async with Sandbox(SandboxConfig(data=ROOT / "sample_data" / "org.json"), port=0) as sandbox:
+        summary, entries = await run_job(sandbox, input_path, target=options.target)
+
+    assert summary.exit_code == 0, [e.error for e in entries if e.status != "ok"]
+    assert entries and all(e.status == "ok" for e in entries)

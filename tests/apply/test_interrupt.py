@@ -1,0 +1,107 @@
+"""Ctrl-C / SIGTERM on a real `bulk apply` process, then resume."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from bulk.sandbox import Sandbox
+from tests.apply.helpers import config, env_for, run_ids, run_job, write_csv
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _start(sandbox: Sandbox, path: Path, ledger: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bulk", "apply", "--input", str(path), "--ledger", str(ledger),
+        "--rate", "1000", "--burst", "50", "--concurrency", "4", "-q",
+        cwd=ROOT, env={**os.environ, **env_for(sandbox)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _wait_for_rows(ledger: Path, status: str, at_least: int) -> None:
+    for _ in range(600):  # a subprocess runs in real time: poll, bounded to 30 s
+        try:
+            with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+                found = db.execute(
+                    "SELECT COUNT(*) FROM rows WHERE status = ?", (status,)).fetchone()[0]
+        except sqlite3.OperationalError:
+            found = 0
+        if found >= at_least:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the job never recorded {at_least} {status} rows")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_first_signal_finishes_in_flight_rows_and_exits_130(tmp_path, sig) -> None:
+    async with Sandbox(config(runs=60, latency_ms=40), port=0) as sandbox:
+        ids = run_ids(sandbox)
+        path = write_csv(tmp_path / "r.csv", ["id", "name"],
+                         [[rid, f"Stop {i}"] for i, rid in enumerate(ids)])
+        ledger = tmp_path / "l.db"
+        process = await _start(sandbox, path, ledger)
+        try:
+            await _wait_for_rows(ledger, "ok", 4)
+            process.send_signal(sig)
+            stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+        assert process.returncode == 130, stderr.decode()
+        assert stdout.decode().startswith("interrupted: 60 rows: ok ")
+        assert b"Traceback" not in stderr
+        with sqlite3.connect(ledger) as db:
+            statuses = dict(db.execute("SELECT status, COUNT(*) FROM rows GROUP BY status"))
+        # In-flight rows were allowed to finish: nothing is left in doubt.
+        assert statuses.get("in_doubt", 0) == 0
+        assert 4 <= statuses["ok"] < 60
+
+        summary, entries = await run_job(sandbox, path, ledger=ledger)
+
+        assert [e.status for e in entries] == ["ok"] * 60
+        assert summary.skipped == statuses["ok"]
+        assert max(sandbox.stats.writes_per_record.values()) == 1
+
+
+async def test_a_second_ctrl_c_stops_at_once_and_resume_settles_the_rest(tmp_path) -> None:
+    # Writes take 2 s each: after a second Ctrl-C nobody waits for them.
+    async with Sandbox(config(runs=30, latency_ms=2000), port=0) as sandbox:
+        ids = run_ids(sandbox)
+        path = write_csv(tmp_path / "r.csv", ["id", "name"],
+                         [[rid, f"Now {i}"] for i, rid in enumerate(ids)])
+        ledger = tmp_path / "l.db"
+        process = await _start(sandbox, path, ledger)
+        try:
+            await _wait_for_rows(ledger, "in_doubt", 2)
+            process.send_signal(signal.SIGINT)
+            await asyncio.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            stdout, _ = await asyncio.wait_for(process.communicate(), 30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+        assert process.returncode == 130
+        assert stdout.decode().startswith("interrupted:")
+        with sqlite3.connect(ledger) as db:
+            in_doubt = db.execute(
+                "SELECT COUNT(*) FROM rows WHERE status = 'in_doubt'").fetchone()[0]
+        assert in_doubt >= 2  # their PUTs were cut off, so the ledger says "in doubt"
+
+        sandbox.latency_ms = 0
+        summary, entries = await run_job(sandbox, path, ledger=ledger)
+
+        assert [e.status for e in entries] == ["ok"] * 30
+        assert summary.settled >= in_doubt
+        assert max(sandbox.stats.writes_per_record.values()) == 1
