@@ -128,13 +128,17 @@ class Ledger:
         self.batch_size = batch_size
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
         except sqlite3.Error as exc:
             raise ConfigError(f"{self.path}: cannot open the ledger ({exc})") from None
-        # NORMAL in WAL mode: a commit survives the process being killed (it is in the
-        # OS's hands); only a power cut could lose the very last commits.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives the process being killed (it is in the
+            # OS's hands); only a power cut could lose the very last commits.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise ConfigError(f"{self.path}: not a usable ledger ({exc})") from None
         self._buffer: list[tuple[Any, ...]] = []
         self._commit_waiters: asyncio.Future[None] | None = None
 
@@ -286,12 +290,19 @@ def open_existing(path: str | Path) -> Ledger:
     """Open a ledger that must already exist (for status and export)."""
     if not Path(path).is_file():
         raise ConfigError(f"{path}: no such ledger")
+    # Look before opening for writing: opening creates the tables, and another SQLite
+    # file that someone points `bulk status` at must not be changed.
     try:
-        ledger = Ledger(path)
-        ledger.meta()
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError(f"{path}: not a ledger ({exc})") from None
-    return ledger
+        probe = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+        try:
+            found = probe.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError:
+        found = None
+    if found is None:
+        raise ConfigError(f"{path}: not a bulk ledger")
+    return Ledger(path)
 
 
 def _mismatch(path: Path, stored: dict[str, str], wanted: dict[str, str]) -> str:

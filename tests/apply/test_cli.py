@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -190,3 +191,33 @@ def test_every_command_has_help_with_an_example() -> None:
         result = CliRunner().invoke(main, [command, "--help"])
         assert result.exit_code == 0
         assert "Example" in result.output, command
+
+
+def test_status_and_export_refuse_what_is_not_a_ledger(tmp_path: Path) -> None:
+    text = tmp_path / "notes.db"
+    text.write_text("hello", encoding="utf-8")
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t (x)")
+
+    for target in (text, other, tmp_path / "missing.db"):
+        for command in (["status", str(target)], ["export", str(target)]):
+            result = invoke(command, {})
+            assert result.exit_code == 2, result.output
+            assert str(target) in result.stderr
+    with sqlite3.connect(other) as db:  # looked at, not changed
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master")]
+    assert tables == ["t"]
+
+
+def test_a_ledger_path_that_is_not_a_database_exits_2(threaded_sandbox, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "r.csv", ["id", "name"], [[run_ids(threaded_sandbox, 1)[0], "x"]])
+    bogus = tmp_path / "ledger.txt"
+    bogus.write_text("not a database, just some text " * 100, encoding="utf-8")
+
+    result = invoke(["apply", "--input", str(path), "--ledger", str(bogus)],
+                    env_for(threaded_sandbox))
+
+    assert result.exit_code == 2
+    assert "ledger.txt" in result.stderr and "Traceback" not in result.output
+    assert threaded_sandbox.stats.requests == 0
