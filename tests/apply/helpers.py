@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
+import sqlite3
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -108,3 +111,31 @@ def template_ids(sandbox: Sandbox, n: int | None = None) -> list[str]:
     return ids if n is None else ids[:n]
 
 
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def start_apply(sandbox: Sandbox, path: Path, ledger: Path) -> asyncio.subprocess.Process:
+    """`bulk apply` as a real process (for signals and kill -9), against `sandbox`."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bulk", "apply", "--input", str(path), "--ledger", str(ledger),
+        "--rate", "1000", "--burst", "50", "--concurrency", "8", "-q",
+        cwd=ROOT, env={**os.environ, **env_for(sandbox)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def wait_for_rows(ledger: Path, status: str, at_least: int) -> None:
+    """Poll the ledger of a running process (real time, bounded to 30 s)."""
+    for _ in range(600):
+        try:  # read-only: fails (no file, no table yet) until the job has started
+            with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+                found = db.execute(
+                    "SELECT COUNT(*) FROM rows WHERE status = ?", (status,)).fetchone()[0]
+        except sqlite3.OperationalError:
+            found = 0
+        if found >= at_least:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the job never recorded {at_least} {status} rows")

@@ -3,41 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
-import sys
-from pathlib import Path
 
 import pytest
 
 from bulk.sandbox import Sandbox
-from tests.apply.helpers import config, env_for, run_ids, run_job, write_csv
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-async def _start(sandbox: Sandbox, path: Path, ledger: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulk", "apply", "--input", str(path), "--ledger", str(ledger),
-        "--rate", "1000", "--burst", "50", "--concurrency", "4", "-q",
-        cwd=ROOT, env={**os.environ, **env_for(sandbox)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def _wait_for_rows(ledger: Path, status: str, at_least: int) -> None:
-    for _ in range(600):  # a subprocess runs in real time: poll, bounded to 30 s
-        try:
-            with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
-                found = db.execute(
-                    "SELECT COUNT(*) FROM rows WHERE status = ?", (status,)).fetchone()[0]
-        except sqlite3.OperationalError:
-            found = 0
-        if found >= at_least:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the job never recorded {at_least} {status} rows")
+from tests.apply.helpers import config, run_ids, run_job, start_apply, wait_for_rows, write_csv
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -47,9 +19,9 @@ async def test_first_signal_finishes_in_flight_rows_and_exits_130(tmp_path, sig)
         path = write_csv(tmp_path / "r.csv", ["id", "name"],
                          [[rid, f"Stop {i}"] for i, rid in enumerate(ids)])
         ledger = tmp_path / "l.db"
-        process = await _start(sandbox, path, ledger)
+        process = await start_apply(sandbox, path, ledger)
         try:
-            await _wait_for_rows(ledger, "ok", 4)
+            await wait_for_rows(ledger, "ok", 4)
             process.send_signal(sig)
             stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
         finally:
@@ -80,9 +52,9 @@ async def test_a_second_ctrl_c_stops_at_once_and_resume_settles_the_rest(tmp_pat
         path = write_csv(tmp_path / "r.csv", ["id", "name"],
                          [[rid, f"Now {i}"] for i, rid in enumerate(ids)])
         ledger = tmp_path / "l.db"
-        process = await _start(sandbox, path, ledger)
+        process = await start_apply(sandbox, path, ledger)
         try:
-            await _wait_for_rows(ledger, "in_doubt", 2)
+            await wait_for_rows(ledger, "in_doubt", 2)
             process.send_signal(signal.SIGINT)
             await asyncio.sleep(0.05)
             process.send_signal(signal.SIGINT)

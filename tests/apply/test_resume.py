@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,7 @@ import pytest
 from bulk.engine.errors import LedgerMismatch
 from bulk.engine.ledger import Entry, Ledger
 from bulk.sandbox import Sandbox
-from tests.apply.helpers import config, env_for, run_ids, run_job, write_csv
+from tests.apply.helpers import config, run_ids, run_job, start_apply, wait_for_rows, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,15 +100,9 @@ async def test_kill_9_then_resume_settles_in_doubt_rows_and_writes_nothing_twice
         path = write_csv(tmp_path / "r.csv", ["id", "name"],
                          [[rid, f"Killed {i}"] for i, rid in enumerate(ids)])
         ledger_path = tmp_path / "kill.db"
-        env = {**os.environ, **env_for(sandbox)}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bulk", "apply", "--input", str(path), "--ledger",
-            str(ledger_path), "--rate", "1000", "--burst", "50", "--concurrency", "8", "-q",
-            cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        process = await start_apply(sandbox, path, ledger_path)
         try:
-            await _wait_for_in_doubt(ledger_path, at_least=4)
+            await wait_for_rows(ledger_path, "in_doubt", 4)
         finally:
             process.kill()  # SIGKILL: no cleanup, no last commit
             await process.wait()
@@ -131,17 +122,3 @@ async def test_kill_9_then_resume_settles_in_doubt_rows_and_writes_nothing_twice
             assert record["users"] == members[rid]
         for entry in entries:
             assert entry.before == {"name": old[entry.record_id]}
-
-
-async def _wait_for_in_doubt(ledger_path: Path, at_least: int) -> None:
-    for _ in range(600):  # a subprocess is real time: poll, bounded to 30 s
-        try:  # read-only: fails (no file, no table yet) until the job has started
-            with sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True) as db:
-                found = db.execute(
-                    "SELECT COUNT(*) FROM rows WHERE status='in_doubt'").fetchone()[0]
-        except sqlite3.OperationalError:
-            found = 0
-        if found >= at_least:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the job never had rows in doubt")
