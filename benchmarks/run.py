@@ -1,0 +1,113 @@
+"""``make bench``: measure `bulk apply` on the local sandbox and write BENCHMARKS.md.
+
+    python -m benchmarks.run [--output BENCHMARKS.md] [--quick]
+
+What it measures (issue 3, point 18), each client in its own process, the sandbox in another:
+rows/s of a rename with no latency and with 20 ms, at concurrency 8, 32 and 64; the official
+SDK's one-by-one loop (naive and safe) on the same sandbox; peak RSS for a short job and a
+1,000,000-row one; resuming that finished job; the sandbox's own requests/s. Inputs and
+ledgers live in a temporary directory that is removed at the end. ``--quick`` shrinks every
+size (1M rows -> 50k) to try things out; the committed BENCHMARKS.md comes from a full run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks import sandbox_rps
+from benchmarks._measure import measure_apply, measure_resume, measure_sdk
+from benchmarks._plan import CONCURRENCIES, FULL, LATENCIES, QUICK, SDK_MODES, Results, Sizes
+from benchmarks._procs import Sandbox
+from benchmarks._report import render
+
+
+def run_benchmarks(sizes: Sizes, workdir: Path, quick: bool = False,
+                   say: Callable[[str], None] = print) -> Results:
+    """Every measurement, one after another (never two at once on the 2 cores)."""
+    started = time.monotonic()
+    results = Results(sizes, quick, datetime.now(UTC), os.getloadavg())
+    say(f"sandbox requests/s ({sizes.rps_seconds:g} s window)")
+    results.rps = sandbox_rps.measure(seconds=sizes.rps_seconds)
+    say(f"  {results.rps['requests_per_second']} requests/s")
+    for latency in LATENCIES:
+        with Sandbox(workdir, runs=sizes.runs, latency_ms=latency) as sandbox:
+            _on_one_sandbox(sandbox, workdir, sizes, results, say)
+    results.elapsed = time.monotonic() - started
+    results.load_after = os.getloadavg()
+    return results
+
+
+def _on_one_sandbox(sandbox: Sandbox, workdir: Path, sizes: Sizes, results: Results,
+                    say: Callable[[str], None]) -> None:
+    latency = sandbox.latency_ms
+    tag = f"{latency:g}ms"
+    ids = sandbox.run_ids()
+    say(f"[{tag}] warm-up: {sizes.warmup_rows} rows, not counted")
+    measure_apply(sandbox, workdir, ids, rows=sizes.warmup_rows, concurrency=32,
+                  label=f"warmup-{tag}")
+    for concurrency in CONCURRENCIES:
+        rows = sizes.rows(latency, concurrency)
+        runs = results.apply.setdefault((latency, concurrency), [])
+        for attempt in range(sizes.repeats):
+            runs.append(measure_apply(sandbox, workdir, ids, rows=rows, concurrency=concurrency,
+                                      label=f"apply-{tag}-c{concurrency}-{attempt}"))
+            say(f"[{tag}] bulk apply c={concurrency}, {rows} rows: "
+                f"{runs[-1].rows_per_s:.0f} rows/s, peak RSS {runs[-1].finished.peak_mb:.1f} MB")
+    for mode in SDK_MODES:
+        loops = results.sdk.setdefault((latency, mode), [])
+        for attempt in range(sizes.repeats):
+            loops.append(measure_sdk(sandbox, workdir, ids, mode=mode,
+                                     rows=sizes.sdk_rows(latency),
+                                     label=f"sdk-{mode}-{tag}-{attempt}"))
+            say(f"[{tag}] SDK {mode} loop, {loops[-1].rows} rows: "
+                f"{loops[-1].rows_per_s:.1f} rows/s, {loops[-1].wiped} runs wiped")
+            sandbox.reset_data()  # give any wiped run its members back
+    if not latency:
+        _long_job(sandbox, workdir, ids, sizes, results, say)
+
+
+def _long_job(sandbox: Sandbox, workdir: Path, ids: list[str], sizes: Sizes, results: Results,
+              say: Callable[[str], None]) -> None:
+    """The million-row job (its memory, sampled as it goes), then its resume."""
+    say(f"bulk apply c=32, {sizes.big_rows} rows (the long one)")
+    big = measure_apply(sandbox, workdir, ids, rows=sizes.big_rows, concurrency=32,
+                        label=f"big-{sizes.big_rows}", sample_every=2.0)
+    results.big = big
+    results.sandbox_rss_mb = sandbox.rss_mb()
+    say(f"  {big.rows_per_s:.0f} rows/s, {big.finished.wall:.0f} s, "
+        f"peak RSS {big.finished.peak_mb:.1f} MB")
+    results.resume = measure_resume(sandbox, big)
+    say(f"resume of the finished job: {results.resume.finished.wall:.2f} s, "
+        f"{results.resume.requests} requests")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", type=Path, help="Markdown file to write (default: stdout)")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes (1M rows -> 50k), for trying things out")
+    args = parser.parse_args(argv)
+
+    def say(message: str) -> None:
+        print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="bulk-bench-") as tmp:
+        results = run_benchmarks(QUICK if args.quick else FULL, Path(tmp), args.quick, say)
+    text, all_passed = render(results)
+    if args.output is None:
+        print(text)
+    else:
+        args.output.write_text(text)
+        say(f"wrote {args.output} ({results.elapsed / 60:.1f} min)")
+    return 0 if all_passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
