@@ -41,6 +41,11 @@ class TerminalProgress:
             self._last_postfix = now
             self._bar.set_postfix_str(self._postfix(), refresh=False)
 
+    def skip(self, count: int) -> None:
+        if self._bar is not None:
+            self._counts["skipped"] += count
+            self._bar.update(count)
+
     def _postfix(self) -> str:
         c = self._counts
         text = f"ok {c['ok']} unchanged {c['unchanged']} failed {c['failed'] + c['in_doubt']}"

@@ -69,6 +69,8 @@ class Observer(Protocol):
 
     def advance(self, entry: Entry | None) -> None: ...
 
+    def skip(self, count: int) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -77,6 +79,9 @@ class _Silent:
         pass
 
     def advance(self, entry: Entry | None) -> None:
+        pass
+
+    def skip(self, count: int) -> None:
         pass
 
     def close(self) -> None:
@@ -266,6 +271,21 @@ class Job:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def _feed(self, queue: asyncio.Queue[WorkItem | None]) -> None:
+        if self._nothing_left():
+            # Resuming a finished job: no need to walk a million rows to skip them all.
+            self.summary.skipped = self.summary.total
+            self._observer.skip(self.summary.total)
+        else:
+            await self._feed_rows(queue)
+        for _ in range(self._concurrency):
+            await queue.put(None)
+
+    def _nothing_left(self) -> bool:
+        skippable = TERMINAL - {FAILED} if self._retry_failed else TERMINAL
+        total = self.summary.total
+        return total > 0 and self._ledger.count(skippable, last_row=total) == total
+
+    async def _feed_rows(self, queue: asyncio.Queue[WorkItem | None]) -> None:
         window: dict[int, str] = {}
         window_end = 0
         since_yield = 0
@@ -286,8 +306,6 @@ class Job:
                 continue
             previous = self._ledger.get(row) if status is not None else None
             await queue.put(WorkItem(row, payload, previous))
-        for _ in range(self._concurrency):
-            await queue.put(None)
 
     async def _work(self, queue: asyncio.Queue[WorkItem | None]) -> None:
         while not self._stopping:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -272,8 +272,17 @@ class Ledger:
         found = dict(self._db.execute("SELECT status, COUNT(*) FROM rows GROUP BY status"))
         return {status: found.get(status, 0) for status in STATUSES}
 
-    def count(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+    def count(self, statuses: Iterable[str] | None = None, *, last_row: int | None = None) -> int:
+        """Entries (with one of `statuses`, up to row `last_row`, when given)."""
+        query, args = "SELECT COUNT(*) FROM rows WHERE 1", []
+        if statuses is not None:
+            wanted = sorted(statuses)
+            query += f" AND status IN ({', '.join('?' * len(wanted))})"
+            args += wanted
+        if last_row is not None:
+            query += " AND row <= ?"
+            args.append(last_row)
+        return self._db.execute(query, args).fetchone()[0]
 
     def close(self) -> None:
         self.commit()

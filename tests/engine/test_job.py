@@ -266,6 +266,43 @@ async def test_resume_of_a_finished_job_does_nothing(ledger):
     assert summary.exit_code == 0
 
 
+async def test_resume_of_a_finished_job_does_not_walk_the_input(ledger):
+    await make_job(ledger, ok_handler, count=5).run()
+    walked = []
+
+    def source():
+        for row in rows(5):
+            walked.append(row[0])
+            yield row
+
+    progress = Progress()
+    job = Job(rows=source(), total=5, handler=ok_handler, ledger=ledger, observer=progress)
+    summary = await job.run()
+
+    assert walked == []
+    assert summary.skipped == 5
+    assert progress.advanced == [None] * 5
+
+
+async def test_a_failed_row_makes_resume_walk_the_input_only_with_retry_failed(ledger):
+    await make_job(ledger, ok_handler, count=4).run()
+    ledger.record(Entry(row=3, status=FAILED))
+    ledger.commit()
+    walked = []
+
+    def source():
+        for row in rows(4):
+            walked.append(row[0])
+            yield row
+
+    plain = await Job(rows=source(), total=4, handler=ok_handler, ledger=ledger).run()
+    assert walked == [] and plain.skipped == 4
+    retry = await Job(rows=source(), total=4, handler=ok_handler, ledger=ledger,
+                      retry_failed=True).run()
+    assert walked == [1, 2, 3, 4]
+    assert retry.skipped == 3 and retry.done == Counter({OK: 1})
+
+
 async def test_resume_walks_the_ledger_in_windows(ledger, monkeypatch):
     monkeypatch.setattr("bulk.engine.job.RESUME_WINDOW", 3)
     for row in (1, 2, 4, 5, 7, 9, 10):
@@ -528,6 +565,9 @@ class Progress:
 
     def advance(self, entry):
         self.advanced.append(None if entry is None else entry.status)
+
+    def skip(self, count):
+        self.advanced.extend([None] * count)
 
     def close(self):
         self.closed = True
