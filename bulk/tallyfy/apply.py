@@ -18,11 +18,11 @@ from bulk.engine.job import Job, Observer, RowContext, Summary, WorkItem
 from bulk.engine.ledger import FAILED, IN_DOUBT, INVALID, OK, UNCHANGED, Entry, Ledger, now_iso
 from bulk.engine.pacing import Pacer
 from bulk.engine.reader import InputFile, RawRow
-from bulk.engine.retry import RetryPolicy
+from bulk.engine.retry import RetryPolicy, should_retry
 from bulk.report import REPORT_COLUMNS
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.connection import Connection
-from bulk.tallyfy.fields import TARGETS, RowParser, Target, check_columns
+from bulk.tallyfy.fields import TARGETS, Change, RowParser, Target, check_columns
 from bulk.tallyfy.plan import PlanError, plan_update, unapplied
 
 #: Why 8 workers by default: the pacer, not the pool, sets the pace. At the default
@@ -124,8 +124,10 @@ class RowApplier:
         except AuthError:
             raise
         except HttpError as exc:
+            # After a transient failure an earlier write of this row may still have
+            # landed; a definitive 4xx says this row cannot be done, not that.
             return self._failed(base, state, exc.describe(), exc.status, exc.request_id,
-                                ambiguous=exc.status >= 500)
+                                ambiguous=should_retry(exc))
         except TransportError as exc:
             return self._failed(base, state, str(exc), None, None, ambiguous=True)
         except PlanError as exc:
@@ -133,7 +135,7 @@ class RowApplier:
         raise AssertionError("unreachable: the retry loop returns or raises")
 
     async def _attempt(
-        self, change: Any, context: RowContext, state: _RowState, base: Entry
+        self, change: Change, context: RowContext, state: _RowState, base: Entry
     ) -> Entry:
         state.attempts += 1
         number = state.attempts

@@ -221,3 +221,20 @@ def test_a_ledger_path_that_is_not_a_database_exits_2(threaded_sandbox, tmp_path
     assert result.exit_code == 2
     assert "ledger.txt" in result.stderr and "Traceback" not in result.output
     assert threaded_sandbox.stats.requests == 0
+
+
+def test_a_ledger_of_another_job_exits_2_naming_fresh(threaded_sandbox, tmp_path: Path) -> None:
+    rid = run_ids(threaded_sandbox, 1)[0]
+    env = env_for(threaded_sandbox)
+    ledger = str(tmp_path / "shared.db")
+    one = write_csv(tmp_path / "one.csv", ["id", "name"], [[rid, "One"]])
+    two = write_csv(tmp_path / "two.csv", ["id", "name"], [[rid, "Two"]])
+    assert invoke(["apply", "--input", str(one), "--ledger", ledger], env).exit_code == 0
+
+    refused = invoke(["apply", "--input", str(two), "--ledger", ledger], env)
+    fresh = invoke(["apply", "--input", str(two), "--ledger", ledger, "--fresh"], env)
+
+    assert refused.exit_code == 2
+    assert len(refused.stderr.strip().splitlines()) == 1 and "--fresh" in refused.stderr
+    assert fresh.exit_code == 0
+    assert threaded_sandbox.store.runs[rid]["name"] == "Two"

@@ -9,7 +9,7 @@ import pytest
 
 from bulk.engine.errors import LedgerMismatch
 from bulk.engine.ledger import Entry, Ledger
-from bulk.sandbox import Sandbox
+from bulk.sandbox import Faults, Sandbox
 from tests.apply.helpers import config, run_ids, run_job, start_apply, wait_for_rows, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,3 +122,28 @@ async def test_kill_9_then_resume_settles_in_doubt_rows_and_writes_nothing_twice
             assert record["users"] == members[rid]
         for entry in entries:
             assert entry.before == {"name": old[entry.record_id]}
+
+
+async def test_a_write_never_acknowledged_stays_in_doubt_until_a_resume_reads_it_back(
+    sandbox, tmp_path: Path
+) -> None:
+    ids = run_ids(sandbox, 3)
+    old = {rid: sandbox.store.runs[rid]["name"] for rid in ids}
+    path = write_csv(tmp_path / "r.csv", ["id", "name"], [[rid, "Unacknowledged"] for rid in ids])
+    # Every write lands and is answered 503, and there is no second attempt.
+    sandbox.faults = Faults(applied_503_rate=1.0)
+
+    first, entries = await run_job(sandbox, path, max_attempts=1)
+
+    assert [e.status for e in entries] == ["in_doubt"] * 3
+    assert all("503" in e.error for e in entries)
+    assert first.exit_code == 1
+    sandbox.faults = Faults()
+    sandbox.reset_stats()
+
+    second, entries = await run_job(sandbox, path)
+
+    assert [e.status for e in entries] == ["ok"] * 3
+    assert second.settled == 3 and second.exit_code == 0
+    assert sum(sandbox.stats.writes_per_record.values()) == 0  # read back, nothing rewritten
+    assert [e.before for e in entries] == [{"name": old[rid]} for rid in ids]
