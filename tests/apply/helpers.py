@@ -31,6 +31,11 @@ def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
     return path
 
 
+def rename_csv(path: Path, ids: list[str], label: str) -> Path:
+    """An `id,name` input renaming each run to "<label> <n>" (n = its position)."""
+    return write_csv(path, ["id", "name"], [[rid, f"{label} {n}"] for n, rid in enumerate(ids)])
+
+
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
     with path.open("w", encoding="utf-8") as handle:
         for row in rows:

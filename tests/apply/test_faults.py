@@ -8,12 +8,11 @@ import pytest
 
 from bulk.engine.clock import SkipClock
 from bulk.sandbox import Faults, Sandbox
-from tests.apply.helpers import config, run_ids, run_job, write_csv
+from tests.apply.helpers import config, rename_csv, run_ids, run_job
 
 
 def rename_all(sandbox, tmp_path: Path, n: int = 30) -> Path:
-    return write_csv(tmp_path / "rename.csv", ["id", "name"],
-                     [[rid, f"Bad day {i}"] for i, rid in enumerate(run_ids(sandbox, n))])
+    return rename_csv(tmp_path / "rename.csv", run_ids(sandbox, n), "Bad day")
 
 
 @pytest.mark.parametrize(

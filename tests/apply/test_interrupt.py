@@ -9,15 +9,21 @@ import sqlite3
 import pytest
 
 from bulk.sandbox import Sandbox
-from tests.apply.helpers import config, run_ids, run_job, start_apply, wait_for_rows, write_csv
+from tests.apply.helpers import (
+    config,
+    rename_csv,
+    run_ids,
+    run_job,
+    start_apply,
+    wait_for_rows,
+)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 async def test_first_signal_finishes_in_flight_rows_and_exits_130(tmp_path, sig) -> None:
     async with Sandbox(config(runs=60, latency_ms=40), port=0) as sandbox:
         ids = run_ids(sandbox)
-        path = write_csv(tmp_path / "r.csv", ["id", "name"],
-                         [[rid, f"Stop {i}"] for i, rid in enumerate(ids)])
+        path = rename_csv(tmp_path / "r.csv", ids, "Stop")
         ledger = tmp_path / "l.db"
         process = await start_apply(sandbox, path, ledger)
         try:
@@ -49,8 +55,7 @@ async def test_a_second_ctrl_c_stops_at_once_and_resume_settles_the_rest(tmp_pat
     # Writes take 2 s each: after a second Ctrl-C nobody waits for them.
     async with Sandbox(config(runs=30, latency_ms=2000), port=0) as sandbox:
         ids = run_ids(sandbox)
-        path = write_csv(tmp_path / "r.csv", ["id", "name"],
-                         [[rid, f"Now {i}"] for i, rid in enumerate(ids)])
+        path = rename_csv(tmp_path / "r.csv", ids, "Now")
         ledger = tmp_path / "l.db"
         process = await start_apply(sandbox, path, ledger)
         try:

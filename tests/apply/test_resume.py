@@ -10,14 +10,21 @@ import pytest
 from bulk.engine.errors import LedgerMismatch
 from bulk.engine.ledger import Entry, Ledger
 from bulk.sandbox import Faults, Sandbox
-from tests.apply.helpers import config, run_ids, run_job, start_apply, wait_for_rows, write_csv
+from tests.apply.helpers import (
+    config,
+    rename_csv,
+    run_ids,
+    run_job,
+    start_apply,
+    wait_for_rows,
+    write_csv,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_a_finished_job_resumes_with_zero_requests(sandbox, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "r.csv", ["id", "name"],
-                     [[rid, f"N{i}"] for i, rid in enumerate(run_ids(sandbox, 10))])
+    path = rename_csv(tmp_path / "r.csv", run_ids(sandbox, 10), "N")
     await run_job(sandbox, path)
     sandbox.reset_stats()
 
@@ -97,8 +104,7 @@ async def test_kill_9_then_resume_settles_in_doubt_rows_and_writes_nothing_twice
         ids = run_ids(sandbox)
         old = {rid: sandbox.store.runs[rid]["name"] for rid in ids}
         members = {rid: list(sandbox.store.runs[rid]["users"]) for rid in ids}
-        path = write_csv(tmp_path / "r.csv", ["id", "name"],
-                         [[rid, f"Killed {i}"] for i, rid in enumerate(ids)])
+        path = rename_csv(tmp_path / "r.csv", ids, "Killed")
         ledger_path = tmp_path / "kill.db"
         process = await start_apply(sandbox, path, ledger_path)
         try:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bulk.engine.errors import InputError
-from tests.apply.helpers import run_ids, run_job, template_ids, write_csv, write_jsonl
+from tests.apply.helpers import rename_csv, run_ids, run_job, template_ids, write_csv, write_jsonl
 
 
 async def test_rename_keeps_every_member_of_every_run(sandbox, tmp_path: Path) -> None:
@@ -16,8 +16,7 @@ async def test_rename_keeps_every_member_of_every_run(sandbox, tmp_path: Path) -
     before = {rid: (list(runs[rid]["users"]), list(runs[rid]["groups"])) for rid in ids}
     first_name = runs[ids[0]]["name"]
     assert any(users for users, _ in before.values()), "the sample org must have members"
-    path = write_csv(tmp_path / "rename.csv", ["id", "name"],
-                     [[rid, f"Renamed {n}"] for n, rid in enumerate(ids)])
+    path = rename_csv(tmp_path / "rename.csv", ids, "Renamed")
 
     summary, entries = await run_job(sandbox, path)
 
