@@ -29,7 +29,10 @@ def status_lines(ledger: Ledger) -> Iterator[str]:
     yield f"input:    {meta.get('input', '?')} (sha256 {fingerprint.get('input_sha256', '?')})"
     yield f"target:   {fingerprint.get('target', '?')}    org: {fingerprint.get('org', '?')}"
     yield f"started:  {meta.get('started_at') or '-'}"
-    yield f"finished: {meta.get('finished_at') or '- (not finished, or running now)'}"
+    if meta.get("finished_at"):
+        yield f"ended:    {meta['finished_at']} ({meta.get('outcome', 'done')})"
+    else:
+        yield "ended:    - (running now, or stopped by a crash: run the same command to resume)"
     recorded = sum(counts.values())
     yield f"rows:     {total} in input, {recorded} recorded"
     for status in STATUSES:

@@ -112,14 +112,15 @@ class Summary:
             return 1
         return 0
 
+    @property
+    def outcome(self) -> str:
+        if self.aborted:
+            return "aborted"
+        return "interrupted" if self.interrupted else "done"
+
     def line(self) -> str:
         """One line with counts, elapsed time and the ledger path."""
-        if self.aborted:
-            head = "aborted"
-        elif self.interrupted:
-            head = "interrupted"
-        else:
-            head = "done"
+        head = self.outcome
         counts = self.ledger_counts
         parts = [f"{name} {counts.get(name, 0)}" for name in ("ok", "unchanged", "invalid")]
         parts.append(f"failed {counts.get('failed', 0)}")

@@ -232,7 +232,7 @@ def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
         ledger.set_meta(
             input=str(options.input), target=target.name, org=connection.org_id,
             base_url=connection.base_url, rows=str(scanned.rows),
-            started_at=now_iso(), finished_at="",
+            started_at=now_iso(), finished_at="", outcome="running",
         )
     except BaseException:
         ledger.close()
@@ -279,7 +279,7 @@ async def execute(
         with _signals(runner) if install_signals else contextlib.nullcontext():
             summary = await runner.run()
         summary.requests = client.http.requests
-    job.ledger.set_meta(finished_at=now_iso())
+    job.ledger.set_meta(finished_at=now_iso(), outcome=summary.outcome)
     return summary
 
 

@@ -8,6 +8,8 @@ import sqlite3
 
 import pytest
 
+from bulk.engine.ledger import Ledger
+from bulk.report import status_lines
 from bulk.sandbox import Sandbox
 from tests.apply.helpers import (
     config,
@@ -43,6 +45,8 @@ async def test_first_signal_finishes_in_flight_rows_and_exits_130(tmp_path, sig)
         # In-flight rows were allowed to finish: nothing is left in doubt.
         assert statuses.get("in_doubt", 0) == 0
         assert 4 <= statuses["ok"] < 60
+        with Ledger(ledger) as book:
+            assert any(line.endswith("(interrupted)") for line in status_lines(book))
 
         summary, entries = await run_job(sandbox, path, ledger=ledger)
 
