@@ -54,6 +54,9 @@ def main() -> None:
 @click.option("--retry-failed", is_flag=True, default=None, help="On resume, retry failed rows.")
 @click.option("--fresh", is_flag=True, default=None,
               help="Start the ledger over (needed when the input, target or org changed).")
+@click.option("--dry-run", is_flag=True, default=None,
+              help="Read and plan every row, write nothing; the plan goes to its own ledger "
+                   "(<input>.dry-run.ledger.db) for `bulk export`.")
 @click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar.")
 def apply(job_file: Path | None, input_path: Path | None, input_format: str | None,
           **flags: Any) -> None:
@@ -67,6 +70,7 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
     Example:
       export TALLYFY_ACCESS_TOKEN=...  TALLYFY_ORG_ID=...
       bulk apply jobs/mass-rename.toml --rate 5
+      bulk apply --input renames.csv --target runs --dry-run
       bulk apply --input renames.csv --target runs --concurrency 16
 
     \b

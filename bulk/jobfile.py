@@ -28,6 +28,7 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "timeout": (int, float),
     "retry_failed": bool,
     "fresh": bool,
+    "dry_run": bool,
     "quiet": bool,
     "description": str,
 }

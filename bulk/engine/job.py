@@ -98,6 +98,7 @@ class Summary:
     ledger_counts: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     requests: int = 0  # HTTP requests sent by this run
+    dry_run: bool = False  # nothing was written: `ok` means "would be written"
     interrupted: bool = False
     aborted: str | None = None
 
@@ -121,6 +122,8 @@ class Summary:
     def line(self) -> str:
         """One line with counts, elapsed time and the ledger path."""
         head = self.outcome
+        if self.dry_run:
+            head = f"dry run {head}, nothing written (ok = would change)"
         counts = self.ledger_counts
         parts = [f"{name} {counts.get(name, 0)}" for name in ("ok", "unchanged", "invalid")]
         parts.append(f"failed {counts.get('failed', 0)}")

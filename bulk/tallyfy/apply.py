@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,7 +14,14 @@ from typing import Any
 import aiohttp
 
 from bulk.engine.clock import Clock, LoopClock
-from bulk.engine.errors import AuthError, HttpError, InputError, RowInvalid, TransportError
+from bulk.engine.errors import (
+    AuthError,
+    ConfigError,
+    HttpError,
+    InputError,
+    RowInvalid,
+    TransportError,
+)
 from bulk.engine.job import Job, Observer, RowContext, Summary, WorkItem
 from bulk.engine.ledger import FAILED, IN_DOUBT, INVALID, OK, UNCHANGED, Entry, Ledger, now_iso
 from bulk.engine.pacing import Pacer
@@ -47,12 +55,14 @@ class ApplyOptions:
     timeout: float = 30.0
     retry_failed: bool = False
     fresh: bool = False
+    dry_run: bool = False  # read and plan every row, write nothing
     grace: float = 10.0
     backoff: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
     def ledger_path(self) -> Path:
-        return self.ledger or self.input.with_name(self.input.name + ".ledger.db")
+        suffix = ".dry-run.ledger.db" if self.dry_run else ".ledger.db"
+        return self.ledger or self.input.with_name(self.input.name + suffix)
 
     @property
     def policy(self) -> RetryPolicy:
@@ -84,12 +94,15 @@ class RowApplier:
         client: TallyfyClient,
         policy: RetryPolicy,
         clock: Clock,
+        *,
+        dry_run: bool = False,
     ) -> None:
         self.target = target
         self.parser = parser
         self.client = client
         self.policy = policy
         self.clock = clock
+        self.dry_run = dry_run
 
     async def __call__(self, item: WorkItem, context: RowContext) -> Entry:
         entry = await self._apply(item, context)
@@ -144,6 +157,11 @@ class RowApplier:
         if plan is None:
             status = OK if state.sent else UNCHANGED
             return _entry(base, status, state, read.status, read.request_id)
+        if self.dry_run:
+            # What a real run would write, recorded as `ok` in the dry run's own ledger.
+            entry = _entry(base, OK, state, read.status, read.request_id)
+            entry.before, entry.after = plan.before, plan.after
+            return entry
         if not state.sent:
             state.before, state.after = plan.before, plan.after
             await context.mark_in_doubt(
@@ -223,12 +241,16 @@ def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
         ignored = REPORT_COLUMNS
         columns = tuple(name for name in columns if name not in ignored)
     id_column = check_columns(target, columns, input_file.name)
+    fingerprint = {"input_sha256": scanned.sha256, "target": target.name,
+                   "org": connection.org_id}
+    if options.dry_run:
+        fingerprint["mode"] = DRY_RUN
     ledger = Ledger(options.ledger_path)
     try:
-        resumed = ledger.claim(
-            {"input_sha256": scanned.sha256, "target": target.name, "org": connection.org_id},
-            fresh=options.fresh,
-        )
+        fresh = options.fresh
+        if options.dry_run:
+            fresh = _rehearsal_ledger(ledger)
+        resumed = ledger.claim(fingerprint, fresh=fresh)
         ledger.set_meta(
             input=str(options.input), target=target.name, org=connection.org_id,
             base_url=connection.base_url, rows=str(scanned.rows),
@@ -240,6 +262,22 @@ def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
     parser = RowParser(target, id_column, input_file.name, scanned.format)
     return PreparedJob(options, connection, target, input_file, parser, scanned.rows,
                        ledger, resumed, ignored)
+
+
+DRY_RUN = "dry-run"
+
+
+def _rehearsal_ledger(ledger: Ledger) -> bool:
+    """A dry run starts its own ledger over, and never touches a real job's ledger."""
+    stored = ledger.meta().get("fingerprint")
+    if stored is None:
+        return False
+    if json.loads(stored).get("mode") != DRY_RUN:
+        raise ConfigError(
+            f"{ledger.path}: this is the ledger of a real run; a dry run keeps its own "
+            "(leave out --ledger, or name another file)"
+        )
+    return True
 
 
 async def execute(
@@ -263,7 +301,8 @@ async def execute(
         if hasattr(session, "_retry_connection"):
             session._retry_connection = False
         client = TallyfyClient(session, job.connection, pacer, policy, timeout=options.timeout)
-        applier = RowApplier(job.target, job.parser, client, policy, clock)
+        applier = RowApplier(job.target, job.parser, client, policy, clock,
+                             dry_run=options.dry_run)
         runner = Job(
             rows=_numbered(job.input_file, job.ignored_columns, job.total),
             total=job.total,
@@ -278,6 +317,7 @@ async def execute(
             on_job(runner)
         with _signals(runner) if install_signals else contextlib.nullcontext():
             summary = await runner.run()
+        summary.dry_run = options.dry_run
         summary.requests = client.http.requests
     job.ledger.set_meta(finished_at=now_iso(), outcome=summary.outcome)
     return summary

@@ -238,3 +238,16 @@ def test_a_ledger_of_another_job_exits_2_naming_fresh(threaded_sandbox, tmp_path
     assert len(refused.stderr.strip().splitlines()) == 1 and "--fresh" in refused.stderr
     assert fresh.exit_code == 0
     assert threaded_sandbox.store.runs[rid]["name"] == "Two"
+
+
+def test_dry_run_flag_writes_nothing_and_says_so(threaded_sandbox, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "r.csv", ["id", "name"],
+                     [[rid, "Dry"] for rid in run_ids(threaded_sandbox, 3)])
+
+    result = invoke(["apply", "--input", str(path), "--dry-run"], env_for(threaded_sandbox))
+
+    assert result.exit_code == 0
+    assert result.stdout.startswith("dry run done, nothing written (ok = would change): 3 rows")
+    assert sum(threaded_sandbox.stats.writes_per_record.values()) == 0
+    exported = invoke(["export", str(path) + ".dry-run.ledger.db"], {}).stdout
+    assert exported.count('"after": {"name": "Dry"}') == 3
