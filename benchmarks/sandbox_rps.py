@@ -1,12 +1,12 @@
 """How many requests per second the sandbox answers, with no latency, quota or faults.
 
-The sandbox runs as its own process (``python -m bulk.sandbox``), as in a rehearsal; load
-comes from separate client processes (aiohttp, GET a run then PUT it back with its users and
-groups, so half the requests are validated writes). The figure is the sandbox's own request
-counter over a timed window, read from ``/_sandbox/stats``, so client start-up and wind-down
-are not in it.
+The sandbox runs as its own process (``bulk sandbox`` via ``_procs.Sandbox``), as in a
+rehearsal; load comes from separate client processes (aiohttp, GET a run then PUT it back
+with its users and groups, so half the requests are validated writes). The figure is the
+sandbox's own request counter over a timed window, read from ``/_sandbox/stats``, so client
+start-up and wind-down are not in it.
 
-    python benchmarks/sandbox_rps.py [--seconds 5] [--concurrency 32] [--clients 2]
+    python -m benchmarks.sandbox_rps [--seconds 5] [--concurrency 32] [--clients 2]
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -26,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-_EXPORT = re.compile(r"^export (TALLYFY_\w+)=(\S+)$")
 
 
 def _get_json(url: str) -> Any:
@@ -85,43 +83,37 @@ def measure(seconds: float = 5.0, concurrency: int = 32, clients: int = 2,
             runs: int = 2_000, warmup: float = 1.0) -> dict[str, Any]:
     """Start a sandbox and ``clients`` load processes; return the requests/second the sandbox
     answered over ``seconds`` (after ``warmup``), with the counts the clients saw."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bulk.sandbox", "--port", "0", "--runs", str(runs),
-         "--templates", "50"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # Imported here, not at the top: the load clients run this file as a plain script.
+    from benchmarks._procs import Sandbox
+
     loaders: list[subprocess.Popen[str]] = []
-    try:
-        env = dict(_EXPORT.match(server.stdout.readline().strip()).groups() for _ in range(3))
+    with (tempfile.TemporaryDirectory(prefix="bulk-rps-") as workdir,
+          Sandbox(Path(workdir), runs=runs, latency_ms=0) as server):
+        env = server.env
         base_url = env["TALLYFY_BASE_URL"]
-        stats_url = base_url.removesuffix("/api") + "/_sandbox/stats"
-        per_client = max(1, concurrency // clients)
-        for number in range(clients):
-            loaders.append(subprocess.Popen(
-                [sys.executable, __file__, "--client", base_url, env["TALLYFY_ORG_ID"],
-                 env["TALLYFY_ACCESS_TOKEN"], str(warmup + seconds + 1.0), str(per_client),
-                 str(number * per_client)],
-                cwd=ROOT, stdout=subprocess.PIPE, text=True))
-        time.sleep(warmup)
-        start_count, start = _get_json(stats_url)["requests"], time.monotonic()
-        time.sleep(seconds)
-        end_count, end = _get_json(stats_url)["requests"], time.monotonic()
-        seen: Counter[str] = Counter()
-        for loader in loaders:
-            out, _ = loader.communicate(timeout=60)
-            seen.update(json.loads(out))
-        stats = _get_json(stats_url)
-    finally:
-        for loader in loaders:
-            if loader.poll() is None:
-                loader.kill()
-                loader.wait()
-        server.send_signal(signal.SIGINT)
+        stats_url = server.root + "/_sandbox/stats"
         try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        server.stdout.close()
+            per_client = max(1, concurrency // clients)
+            for number in range(clients):
+                loaders.append(subprocess.Popen(
+                    [sys.executable, __file__, "--client", base_url, env["TALLYFY_ORG_ID"],
+                     env["TALLYFY_ACCESS_TOKEN"], str(warmup + seconds + 1.0), str(per_client),
+                     str(number * per_client)],
+                    cwd=ROOT, stdout=subprocess.PIPE, text=True))
+            time.sleep(warmup)
+            start_count, start = _get_json(stats_url)["requests"], time.monotonic()
+            time.sleep(seconds)
+            end_count, end = _get_json(stats_url)["requests"], time.monotonic()
+            seen: Counter[str] = Counter()
+            for loader in loaders:
+                out, _ = loader.communicate(timeout=60)
+                seen.update(json.loads(out))
+            stats = _get_json(stats_url)
+        finally:
+            for loader in loaders:
+                if loader.poll() is None:
+                    loader.kill()
+                    loader.wait()
     return {
         "requests_per_second": round((end_count - start_count) / (end - start)),
         "window_seconds": seconds,
