@@ -42,10 +42,17 @@ class RowContext:
     def __init__(self, ledger: Ledger, item: WorkItem) -> None:
         self._ledger = ledger
         self.item = item
-        self.in_doubt = item.previous is not None and item.previous.status == IN_DOUBT
+        previous = item.previous
         #: The in-doubt entry the ledger holds for this row (from an earlier run, or
         #: from `mark_in_doubt` in this one), with the before-values to keep.
-        self.doubt_entry: Entry | None = item.previous if self.in_doubt else None
+        self.doubt_entry: Entry | None = (
+            previous if previous is not None and previous.status == IN_DOUBT else None
+        )
+
+    @property
+    def in_doubt(self) -> bool:
+        """A write for this row may have reached the server."""
+        return self.doubt_entry is not None
 
     async def mark_in_doubt(self, entry: Entry) -> None:
         """Record, durably, that a write is about to be sent for this row.
@@ -55,7 +62,6 @@ class RowContext:
         """
         entry.status = IN_DOUBT
         await self._ledger.record_durably(entry)
-        self.in_doubt = True
         self.doubt_entry = entry
 
 
@@ -351,12 +357,12 @@ class Job:
         # A row whose write may have landed stays in doubt with its before-values, so
         # the next run settles it; as `failed` it would lose them for good.
         entry = Entry(row=item.row, status=FAILED, error=f"internal error: {exc!r}")
-        known = context.doubt_entry if context.in_doubt else item.previous
+        known = context.doubt_entry or item.previous
         if known is not None:
             entry.record_id = known.record_id
             entry.input = known.input
             entry.attempts = known.attempts
-        if context.in_doubt and known is not None:
+        if context.doubt_entry is not None:
             entry.status = IN_DOUBT
             entry.before, entry.after = known.before, known.after
         return entry

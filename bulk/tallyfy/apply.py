@@ -123,12 +123,14 @@ class RowApplier:
                 record_id=record_id if isinstance(record_id, str) else None,
                 error=str(exc),
             )
-        state = _RowState(sent=context.in_doubt)
-        if context.in_doubt and item.previous is not None:
+        state = _RowState()
+        earlier = context.doubt_entry
+        if earlier is not None:
             # Settling a write an earlier run may have landed: its before-values are
             # the true ones (the record may already show the change).
-            state.before, state.after = item.previous.before, item.previous.after
-            state.attempts = item.previous.attempts
+            state.sent = True
+            state.before, state.after = earlier.before, earlier.after
+            state.attempts = earlier.attempts
         base = Entry(row=item.row, status=FAILED, record_id=change.record_id)
         try:
             async for attempt in self.policy.retrying(self.clock):
