@@ -53,7 +53,7 @@ def apply_command(
 
 
 def apply_job(options: ApplyOptions, connection: Any, *, quiet: bool = False,
-              err: TextIO | None = None, **execute_args: Any) -> Summary:
+              err: TextIO | None = None) -> Summary:
     """Check everything, then run the job to its end (or interruption)."""
     prepared = prepare(options, connection)
     try:
@@ -61,7 +61,7 @@ def apply_job(options: ApplyOptions, connection: Any, *, quiet: bool = False,
         if prepared.resumed and not quiet:
             print(f"resuming from {prepared.ledger.path}", file=err or sys.stderr)
         return asyncio.run(
-            execute(prepared, observer=observer, install_signals=True, **execute_args)
+            execute(prepared, observer=observer, install_signals=True)
         )
     finally:
         prepared.ledger.close()
