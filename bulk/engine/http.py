@@ -42,12 +42,13 @@ AnswerCheck = Callable[[Any], str | None]
 _RESEND_SWITCH = "_retry_connection"
 
 
-def require_resend_switch() -> None:
+def require_resend_switch(session_class: type = aiohttp.ClientSession) -> None:
     """Refuse to start (ConfigError, exit 2) with an aiohttp whose silent re-send stays on.
 
-    Checked on the class, so it can run before anything is opened or sent.
+    Checked on the class (its list of known attributes), so it can run before anything
+    is opened or sent.
     """
-    if _RESEND_SWITCH not in getattr(aiohttp.ClientSession, "ATTRS", ()):
+    if _RESEND_SWITCH not in getattr(session_class, "ATTRS", ()):
         raise ConfigError(
             f"aiohttp {aiohttp.__version__} cannot switch off its silent re-send of a "
             "request on a dropped connection; install the version pyproject.toml requires "
