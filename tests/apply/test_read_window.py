@@ -116,3 +116,32 @@ async def test_a_wait_under_the_limit_sends_without_reading_again(tmp_path: Path
     assert seen["entry"].status == "ok", seen["entry"].error
     assert seen["journal"] == [("GET", 200), ("PUT", 200)]
     assert seen["writes"] == 1
+
+
+class CooldownAfterEveryRead(CooldownAfterFirstRead):
+    async def __call__(self, delay: float) -> None:
+        assert self.pacer is not None
+        self.pacer.cool_down(self.seconds)  # a new 429 storm after each read
+        await asyncio.sleep(0)
+
+
+async def test_a_read_that_is_always_too_old_by_the_time_it_could_leave_sends_nothing(
+    tmp_path: Path,
+) -> None:
+    from bulk.tallyfy.apply import MAX_REREADS
+
+    hook = CooldownAfterEveryRead(30.0)
+    async with Sandbox(config(latency_ms=1.0, sleep=hook), port=0) as sandbox:
+        rid = run_ids(sandbox, 1)[0]
+        before = dict(sandbox.store.runs[rid])
+        path = write_csv(tmp_path / "r.csv", ["id", "name"], [[rid, "Never stale"]])
+
+        summary, entries = await run_job(sandbox, path, clock=SkipClock(), concurrency=1,
+                                         on_job=hook.attach, max_attempts=2)
+
+        methods = [e.method for e in sandbox.stats.journal]
+        assert methods == ["GET"] * (2 * (MAX_REREADS + 1))
+        assert sandbox.store.runs[rid] == before
+    assert entries[0].status == "failed"
+    assert "waited more than 2 s to send" in entries[0].error
+    assert summary.exit_code == 1
