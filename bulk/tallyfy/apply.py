@@ -190,9 +190,10 @@ class RowApplier:
                 state.before, state.after = plan.before, plan.after
                 marked = context.doubt_entry
                 if marked is None or (marked.before, marked.after) != (plan.before, plan.after):
-                    await context.mark_in_doubt(
-                        _entry(base, IN_DOUBT, state, read.status, read.request_id)
-                    )
+                    mark = _entry(base, IN_DOUBT, state, read.status, read.request_id)
+                    # The mark carries them: a crash after the PUT lands must not lose them.
+                    mark.before, mark.after = plan.before, plan.after
+                    await context.mark_in_doubt(mark)
             if holding_slot:
                 await self.client.http.cooled()  # a 429 meanwhile still holds everyone
             else:

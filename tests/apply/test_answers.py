@@ -7,6 +7,7 @@ was really written.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 
 import pytest
@@ -194,3 +195,30 @@ async def test_puts_redirected_to_another_origin_fail_and_the_body_goes_nowhere(
         assert entry.attempts == 1  # final: asking again would be redirected again
     assert front.methods == ["GET", "PUT"] * 3
     assert "s3cret" not in json.dumps([e.error for e in entries])
+
+
+async def test_the_in_doubt_mark_committed_before_the_put_holds_the_before_values(
+    front, tmp_path
+):
+    sandbox = front.sandbox
+    rid = run_ids(sandbox, 1)[0]
+    old_name = sandbox.store.runs[rid]["name"]
+    ledger = tmp_path / "mark.db"
+    marks = []
+
+    async def look_at_the_ledger(f, request, body):
+        # What a crash at this moment would leave: the committed mark, read from the file.
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+            marks.append(db.execute("SELECT status, before, after FROM rows").fetchall())
+        return None  # then forwarded: the write lands
+
+    front.hooks["PUT"] = look_at_the_ledger
+
+    _summary, entries = await run_through(front, rename_csv(tmp_path / "r.csv", [rid], "New"),
+                                          ledger=ledger)
+
+    assert entries[0].status == "ok"
+    [[(status, before, after)]] = marks
+    assert status == "in_doubt"
+    assert json.loads(before) == {"name": old_name}
+    assert json.loads(after) == {"name": "New 0"}
