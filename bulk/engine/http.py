@@ -94,10 +94,6 @@ class JsonHttp:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.requests = 0
 
-    @property
-    def pacer(self) -> Pacer:
-        return self._pacer
-
     async def slot(self) -> None:
         """Wait for a pacer slot now, for a request sent later with ``paced=False``.
 
