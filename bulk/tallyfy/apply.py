@@ -47,7 +47,7 @@ DEFAULT_BURST = 2
 #: A PUT is built from a read no older than this when it leaves; older, read again.
 MAX_READ_AGE = 2.0
 #: Re-reads in one attempt before giving the attempt up (each one waited out a new
-#: cooldown longer than MAX_READ_AGE right after its read).
+#: cooldown longer than MAX_READ_AGE right after its read, or was refused with a 429).
 MAX_REREADS = 5
 
 
@@ -174,7 +174,15 @@ class RowApplier:
             if reread:
                 # Its own slot; the PUT keeps the one it was granted, so it can leave
                 # right after this answer instead of queueing (and aging) again.
-                read = await self.client.read(self.target, change.record_id, attempt=number)
+                try:
+                    read = await self.client.read(self.target, change.record_id,
+                                                  attempt=number)
+                except HttpError as exc:
+                    if exc.status != 429:
+                        raise
+                    # Not one of the row's attempts: this read exists only because of a
+                    # cooldown, and the 429 set the next one, which the next read waits out.
+                    continue
             read_at = self.clock.now()
             plan = plan_update(self.target, read.data, change)
             if plan is None:

@@ -97,7 +97,7 @@ class Front:
 
 
 async def run_through(
-    front: Front, input_path: Path, **options: Any
+    front: Front, input_path: Path, *, on_job: Any = None, **options: Any
 ) -> tuple[Summary, list[Entry]]:
     """A job against `front` (and so the sandbox behind it); waits are skipped, not slept."""
     settings: dict[str, Any] = {"rate": 10_000.0, "burst": 100, "concurrency": 1,
@@ -107,7 +107,7 @@ async def run_through(
     connection = Connection(front.base_url, sandbox.org_id, Secret(sandbox.token))
     prepared = prepare(ApplyOptions(input=input_path, **settings), connection)
     try:
-        summary = await execute(prepared, clock=SkipClock())
+        summary = await execute(prepared, clock=SkipClock(), on_job=on_job)
         entries = list(prepared.ledger.entries())
     finally:
         prepared.ledger.close()

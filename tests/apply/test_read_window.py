@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from aiohttp import web
+
 from bulk.engine.clock import SkipClock
 from bulk.sandbox import Sandbox
+from tests.apply.front import Front, run_through
 from tests.apply.helpers import config, run_ids, run_job, write_csv
 
 #: bulk.tallyfy.apply.MAX_READ_AGE, written out so this test also runs on code without it.
@@ -145,3 +148,31 @@ async def test_a_read_that_is_always_too_old_by_the_time_it_could_leave_sends_no
     assert entries[0].status == "failed"
     assert "waited more than 2 s to send" in entries[0].error
     assert summary.exit_code == 1
+
+
+async def test_a_429_on_the_re_read_is_waited_out_and_costs_no_attempt(sandbox, tmp_path):
+    rid = run_ids(sandbox, 1)[0]
+    pacer = []
+    gets = []
+
+    async def on_get(front, request, body):
+        gets.append(request.path)
+        if len(gets) == 1:
+            pacer[0].cool_down(30.0)  # a 429 to another worker, right after this read
+        if len(gets) == 2:  # the re-read is refused too
+            return web.json_response({"message": "Too many requests."}, status=429,
+                                     headers={"Retry-After": "3"})
+        return None
+
+    async with Front(sandbox) as front:
+        front.hooks["GET"] = on_get
+        path = write_csv(tmp_path / "r.csv", ["id", "name"], [[rid, "After a 429"]])
+        summary, entries = await run_through(
+            front, path, max_attempts=1,
+            on_job=lambda job: pacer.append(job._handler.client.http._pacer))
+
+        assert front.methods == ["GET", "GET", "GET", "PUT"]
+    assert entries[0].status == "ok", entries[0].error
+    assert entries[0].attempts == 1
+    assert summary.exit_code == 0
+    assert sandbox.store.runs[rid]["name"] == "After a 429"
