@@ -93,7 +93,8 @@ class RowApplier:
 
     The retry unit is the whole read-merge-write, not the write alone: after an
     ambiguous failure (a 5xx, a dropped connection, a timeout) the next attempt reads
-    the record again, and if the first write did land, it sends nothing more.
+    the record again, and if the first write did land, it sends nothing more. A PUT
+    never leaves on a read older than MAX_READ_AGE: the record is read again first.
     """
 
     def __init__(
