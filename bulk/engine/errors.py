@@ -63,6 +63,67 @@ class AuthError(HttpError):
     """401: the token is invalid or expired; every later row would fail the same way."""
 
 
+class RedirectRefused(HttpError):
+    """A 3xx: never followed, so a body is never re-sent to wherever it points.
+
+    Only the Location's host is kept (never its path or query, which can carry secrets).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        location_host: str | None,
+        *,
+        request_id: str | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        self.location_host = location_host
+        super().__init__(status, None, request_id=request_id, method=method, path=path)
+
+    def describe(self) -> str:
+        """Status and where it pointed; a redirect is never followed."""
+        where = f" ({self.method} {self.path})" if self.method else ""
+        if self.location_host is None:
+            target = "without a Location"
+        else:
+            target = f"to {self.location_host}"
+        return f"HTTP {self.status}: redirect {target}, not followed{where}"
+
+
+class AmbiguousAnswer(Exception):
+    """A success status whose body does not show what was asked for.
+
+    An empty or HTML body, an object without the record, another record, or one without
+    the fields the caller needs: it proves nothing, so a write that got it may or may not
+    have been applied, and the caller reads back before anything else.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        *,
+        request_id: str | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        where = f" ({method} {path})" if method else ""
+        super().__init__(f"HTTP {status} without the record: {reason}{where}")
+
+
+class StaleRead(Exception):
+    """The data a write was built from kept aging past its limit before it could leave.
+
+    Nothing was sent on its account; another attempt reads again.
+    """
+
+
 class TransportError(Exception):
     """No usable answer: connection refused or dropped, timeout, unreadable body.
 

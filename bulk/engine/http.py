@@ -2,23 +2,70 @@
 
 The body of an error answer is read inside the response context (it is gone after),
 and nothing of the request's headers ever goes into an exception.
+
+Two of aiohttp's defaults would send a body somewhere we did not decide to, so both are
+off: redirects are never followed (a 3xx is a final failure naming only the host it
+pointed to), and the one-time silent re-send of a request on a dropped kept-alive
+connection is switched off on every session (see `open_session`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
-from bulk.engine.errors import AuthError, HttpError, TransportError
+from bulk.engine.errors import (
+    AmbiguousAnswer,
+    AuthError,
+    ConfigError,
+    HttpError,
+    RedirectRefused,
+    TransportError,
+)
 from bulk.engine.pacing import Pacer
 from bulk.engine.retry import RetryPolicy, parse_retry_after
 
 #: An error body is a short message; a proxy's HTML page is cut rather than kept whole.
 MAX_ERROR_BODY = 4096
+
+#: Checks a 2xx answer's parsed body: None when it is what was asked for, else why not.
+AnswerCheck = Callable[[Any], str | None]
+
+#: aiohttp 3.10 re-sends a PUT once, silently, when a kept-alive connection drops, and
+#: only from 3.11 on can a session switch that off, through this private attribute.
+_RESEND_SWITCH = "_retry_connection"
+
+
+def require_resend_switch(session_class: type = aiohttp.ClientSession) -> None:
+    """Refuse to start (ConfigError, exit 2) with an aiohttp whose silent re-send stays on.
+
+    Checked on the class (its list of known attributes), so it can run before anything
+    is opened or sent.
+    """
+    if _RESEND_SWITCH not in getattr(session_class, "ATTRS", ()):
+        raise ConfigError(
+            f"aiohttp {aiohttp.__version__} cannot switch off its silent re-send of a "
+            "request on a dropped connection; install the version pyproject.toml requires "
+            "(pip install -e .)"
+        )
+
+
+def open_session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+    """A session that never re-sends a request by itself (create it inside the loop).
+
+    A PUT re-sent by aiohttp bypasses our read-back, so a write that landed could land
+    twice; our own retry reads the record first.
+    """
+    require_resend_switch()
+    session = aiohttp.ClientSession(connector=connector)
+    setattr(session, _RESEND_SWITCH, False)
+    return session
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +94,38 @@ class JsonHttp:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.requests = 0
 
+    async def slot(self) -> None:
+        """Wait for a pacer slot now, for a request sent later with ``paced=False``.
+
+        Lets a caller look at the time after the wait, before it decides what to send.
+        """
+        await self._pacer.acquire()
+
+    async def cooled(self) -> None:
+        """Wait out a shared cooldown (a 429) without taking a new slot."""
+        while (left := self._pacer.cooling_for()) > 0:
+            await self._pacer.clock.sleep(left)
+
     async def request(
-        self, method: str, url: str, *, path: str, body: Any = None, attempt: int = 1
+        self,
+        method: str,
+        url: str,
+        *,
+        path: str,
+        body: Any = None,
+        attempt: int = 1,
+        check: AnswerCheck | None = None,
+        paced: bool = True,
     ) -> Answer:
         """One attempt: wait for the pacer, send, and return the parsed 2xx answer.
 
         `path` is what error messages show (never the full URL with its host, and never
         a header). `attempt` sizes the backoff a 429 without Retry-After imposes.
+        `check` looks at a 2xx body: a reason from it raises AmbiguousAnswer. With
+        ``paced=False`` the caller already holds a slot from `slot()`.
         """
-        await self._pacer.acquire()
+        if paced:
+            await self._pacer.acquire()
         self.requests += 1
         payload = None if body is None else json.dumps(body, separators=(",", ":"))
         headers = self._headers
@@ -63,12 +133,36 @@ class JsonHttp:
             headers = {**headers, "Content-Type": "application/json"}
         try:
             async with self._session.request(
-                method, url, data=payload, headers=headers, timeout=self._timeout
+                method,
+                url,
+                data=payload,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
             ) as response:
                 raw = await response.read()
                 request_id = response.headers.get("X-Request-Id")
-                if response.status < 400:
-                    return Answer(response.status, _parse(raw), request_id)
+                if 300 <= response.status < 400:
+                    location = response.headers.get("Location")
+                    raise RedirectRefused(
+                        response.status,
+                        _host_of(location, url),
+                        request_id=request_id,
+                        method=method,
+                        path=path,
+                    )
+                if response.status < 300:
+                    data = _parse(raw)
+                    reason = check(data) if check is not None else None
+                    if reason:
+                        raise AmbiguousAnswer(
+                            response.status,
+                            reason,
+                            request_id=request_id,
+                            method=method,
+                            path=path,
+                        )
+                    return Answer(response.status, data, request_id)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 body_data = _parse(raw[:MAX_ERROR_BODY])
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -98,6 +192,20 @@ def _parse(raw: bytes) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def _host_of(location: str | None, url: str) -> str | None:
+    """Only the host (and port) a redirect points to: never its path, query or userinfo."""
+    if location is None:
+        return None
+    try:
+        parts = urlsplit(location.strip())
+        host = parts.hostname or urlsplit(url).hostname or "?"
+        port = parts.port if parts.hostname else None
+    except ValueError:
+        return "an unreadable Location"
+    host = host[:100]
+    return f"{host}:{port}" if port else host
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,8 +1,9 @@
 """The retry policy: what is worth another attempt, and how long to wait before it.
 
 `should_retry` is the one place that decides "retry or not". Everything transient (429,
-5xx, a dropped connection, a timeout) is retried; every other 4xx is final, and a
-cancellation never is (only exception *types we name* are retried).
+5xx, a dropped connection, a timeout, a 2xx without the record, a read grown too old to
+write from) is retried; every other 4xx and every 3xx is final, and a cancellation never
+is (only exception *types we name* are retried).
 """
 
 from __future__ import annotations
@@ -16,19 +17,22 @@ from email.utils import parsedate_to_datetime
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from bulk.engine.clock import Clock
-from bulk.engine.errors import AuthError, HttpError, TransportError
+from bulk.engine.errors import AmbiguousAnswer, AuthError, HttpError, StaleRead, TransportError
 
 #: A hostile or mistaken Retry-After must not park a job for hours.
 MAX_RETRY_AFTER = 120.0
 
 
 def should_retry(exc: BaseException) -> bool:
-    """True when another attempt may succeed: 429, any 5xx, or no usable answer."""
+    """True when another attempt may succeed: 429, any 5xx, or no usable answer.
+
+    A redirect (3xx) is final: it is never followed, and asking again gets it again.
+    """
     if isinstance(exc, AuthError):
         return False
     if isinstance(exc, HttpError):
         return exc.status == 429 or 500 <= exc.status <= 599
-    return isinstance(exc, TransportError)
+    return isinstance(exc, TransportError | AmbiguousAnswer | StaleRead)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

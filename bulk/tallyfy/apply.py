@@ -15,13 +15,16 @@ import aiohttp
 
 from bulk.engine.clock import Clock, LoopClock
 from bulk.engine.errors import (
+    AmbiguousAnswer,
     AuthError,
     ConfigError,
     HttpError,
     InputError,
     RowInvalid,
+    StaleRead,
     TransportError,
 )
+from bulk.engine.http import open_session, require_resend_switch
 from bulk.engine.job import Job, Observer, RowContext, Summary, WorkItem
 from bulk.engine.ledger import FAILED, IN_DOUBT, INVALID, OK, UNCHANGED, Entry, Ledger, now_iso
 from bulk.engine.pacing import Pacer
@@ -40,6 +43,12 @@ from bulk.tallyfy.plan import PlanError, plan_update, unapplied
 DEFAULT_CONCURRENCY = 8
 DEFAULT_RATE = 10.0
 DEFAULT_BURST = 2
+
+#: A PUT is built from a read no older than this when it leaves; older, read again.
+MAX_READ_AGE = 2.0
+#: Re-reads in one attempt before giving the attempt up (each one waited out a new
+#: cooldown longer than MAX_READ_AGE right after its read, or was refused with a 429).
+MAX_REREADS = 5
 
 
 @dataclass
@@ -84,7 +93,8 @@ class RowApplier:
 
     The retry unit is the whole read-merge-write, not the write alone: after an
     ambiguous failure (a 5xx, a dropped connection, a timeout) the next attempt reads
-    the record again, and if the first write did land, it sends nothing more.
+    the record again, and if the first write did land, it sends nothing more. A PUT
+    never leaves on a read older than MAX_READ_AGE: the record is read again first.
     """
 
     def __init__(
@@ -145,6 +155,11 @@ class RowApplier:
                                 ambiguous=should_retry(exc))
         except TransportError as exc:
             return self._failed(base, state, str(exc), None, None, ambiguous=True)
+        except AmbiguousAnswer as exc:
+            return self._failed(base, state, str(exc), exc.status, exc.request_id,
+                                ambiguous=True)
+        except StaleRead as exc:
+            return self._failed(base, state, str(exc), None, None, ambiguous=True)
         except PlanError as exc:
             return self._failed(base, state, str(exc), None, None, ambiguous=False)
         raise AssertionError("unreachable: the retry loop returns or raises")
@@ -155,26 +170,59 @@ class RowApplier:
         state.attempts += 1
         number = state.attempts
         read = await self.client.read(self.target, change.record_id, attempt=number)
-        plan = plan_update(self.target, read.data, change)
-        if plan is None:
-            status = OK if state.sent else UNCHANGED
-            return _entry(base, status, state, read.status, read.request_id)
-        if self.dry_run:
-            # What a real run would write, recorded as `ok` in the dry run's own ledger.
-            entry = _entry(base, OK, state, read.status, read.request_id)
-            entry.before, entry.after = plan.before, plan.after
-            return entry
-        if not state.sent:
-            state.before, state.after = plan.before, plan.after
-            await context.mark_in_doubt(
-                _entry(base, IN_DOUBT, state, read.status, read.request_id)
+        holding_slot = False  # a pacer slot granted to the PUT, kept across re-reads
+        for reread in range(MAX_REREADS + 1):
+            if reread:
+                # Its own slot; the PUT keeps the one it was granted, so it can leave
+                # right after this answer instead of queueing (and aging) again.
+                try:
+                    read = await self.client.read(self.target, change.record_id,
+                                                  attempt=number)
+                except HttpError as exc:
+                    if exc.status != 429:
+                        raise
+                    # Not one of the row's attempts: this read exists only because of a
+                    # cooldown, and the 429 set the next one, which the next read waits out.
+                    continue
+            read_at = self.clock.now()
+            plan = plan_update(self.target, read.data, change)
+            if plan is None:
+                status = OK if state.sent else UNCHANGED
+                return _entry(base, status, state, read.status, read.request_id)
+            if self.dry_run:
+                # What a real run would write, recorded as `ok` in the dry run's own ledger.
+                entry = _entry(base, OK, state, read.status, read.request_id)
+                entry.before, entry.after = plan.before, plan.after
+                return entry
+            if not state.sent:
+                # No write has left yet: the before-values are the record as last read.
+                state.before, state.after = plan.before, plan.after
+                marked = context.doubt_entry
+                if marked is None or (marked.before, marked.after) != (plan.before, plan.after):
+                    mark = _entry(base, IN_DOUBT, state, read.status, read.request_id)
+                    # The mark carries them: a crash after the PUT lands must not lose them.
+                    mark.before, mark.after = plan.before, plan.after
+                    await context.mark_in_doubt(mark)
+            if holding_slot:
+                await self.client.http.cooled()  # a 429 meanwhile still holds everyone
+            else:
+                await self.client.http.slot()
+                holding_slot = True
+            # The body carries membership as read: after a long wait (a 429 cooldown can
+            # be minutes) someone may have added a member that this PUT would remove.
+            if self.clock.now() - read_at <= MAX_READ_AGE:
+                break
+        else:
+            raise StaleRead(
+                f"waited more than {MAX_READ_AGE:g} s to send after each of "
+                f"{MAX_REREADS + 1} reads; nothing sent on them"
             )
-            state.sent = True
         if state.before is None:
             state.before = plan.before
         state.after = plan.after
+        state.sent = True
         written = await self.client.write(self.target, change.record_id, plan.body,
-                                          attempt=number)
+                                          attempt=number, expect=plan.after, paced=False)
         wrong = unapplied(plan, written.data)
         if wrong:
             raise PlanError(
@@ -233,6 +281,7 @@ class PreparedJob:
 
 def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
     """Check the input and tie the ledger to this job. Raises InputError/ConfigError."""
+    require_resend_switch()  # before the ledger is touched or anything is sent
     target = TARGETS[options.target]
     input_file = InputFile(options.input, options.format)
     scanned = input_file.scan()
@@ -297,11 +346,7 @@ async def execute(
     policy = options.policy
     # Workers never exceed the connector: one connection each, no hidden queueing.
     connector = aiohttp.TCPConnector(limit=options.concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        # aiohttp silently re-sends a PUT once when a kept-alive connection drops. That
-        # resend bypasses our read-back, so a write that landed could land twice: off.
-        if hasattr(session, "_retry_connection"):
-            session._retry_connection = False
+    async with open_session(connector) as session:  # aiohttp's silent re-send: off
         client = TallyfyClient(session, job.connection, pacer, policy, timeout=options.timeout)
         applier = RowApplier(job.target, job.parser, client, policy, clock,
                              dry_run=options.dry_run)

@@ -1,16 +1,26 @@
-"""The Tallyfy HTTP client: read one record, write one record."""
+"""The Tallyfy HTTP client: read one record, write one record.
+
+A 2xx answer counts only when it shows the record asked for: an object (inside `data`)
+whose `id` is that record's, with the fields the caller needs. Anything else (an empty
+or HTML body, `{"data": {}}`, another record) proves nothing, and the engine raises
+AmbiguousAnswer: a write that got it may or may not have landed, so it is read back.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
 
-from bulk.engine.http import Answer, JsonHttp
+from bulk.engine.http import Answer, AnswerCheck, JsonHttp
 from bulk.engine.pacing import Pacer
 from bulk.engine.retry import RetryPolicy
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.fields import Target
+
+#: What every read must show: a PUT is built from both (see plan.py).
+READ_NEEDS = ("users", "groups")
 
 
 class TallyfyClient:
@@ -40,14 +50,29 @@ class TallyfyClient:
         """GET one run or template; `data` of the answer is the record itself."""
         path = f"{target.path}/{record_id}"
         answer = await self.http.request(
-            "GET", self._connection.url(target.path, record_id), path=path, attempt=attempt
+            "GET",
+            self._connection.url(target.path, record_id),
+            path=path,
+            attempt=attempt,
+            check=record_check(record_id, READ_NEEDS),
         )
         return _unwrap(answer)
 
     async def write(
-        self, target: Target, record_id: str, body: dict[str, Any], *, attempt: int = 1
+        self,
+        target: Target,
+        record_id: str,
+        body: dict[str, Any],
+        *,
+        attempt: int = 1,
+        expect: Iterable[str] = (),
+        paced: bool = True,
     ) -> Answer:
-        """PUT one run or template with a complete, safe body (see plan.py)."""
+        """PUT one run or template with a complete, safe body (see plan.py).
+
+        `expect` names the fields the answer must show (the ones the PUT changes);
+        ``paced=False`` when the caller already holds a pacer slot.
+        """
         path = f"{target.path}/{record_id}"
         answer = await self.http.request(
             "PUT",
@@ -55,8 +80,37 @@ class TallyfyClient:
             path=path,
             body=body,
             attempt=attempt,
+            check=record_check(record_id, tuple(expect)),
+            paced=paced,
         )
         return _unwrap(answer)
+
+
+def record_check(record_id: str, needs: tuple[str, ...]) -> AnswerCheck:
+    """A check that the answer is the record `record_id`, showing each field of `needs`."""
+
+    def check(data: Any) -> str | None:
+        if data is None or data == "":
+            return "an empty body"
+        if isinstance(data, str):
+            return "a body that is not JSON"
+        record = _record(data)
+        if not isinstance(record, dict) or not record:
+            return "no record in the answer"
+        if str(record.get("id", "")).strip().lower() != record_id:
+            return "the answer is another record" if "id" in record else "a record without an id"
+        missing = [name for name in needs if record.get(name) is None]
+        if missing:
+            return f"the record lacks {', '.join(missing)}"
+        return None
+
+    return check
+
+
+def _record(data: Any) -> Any:
+    if isinstance(data, dict) and "data" in data:
+        return data["data"]
+    return data
 
 
 def _unwrap(answer: Answer) -> Answer:

@@ -136,7 +136,9 @@ def plan_update(target: Target, record: Any, change: Change) -> Plan | None:
 def unapplied(plan: Plan, written: Any) -> list[str]:
     """Fields the server's answer shows were not applied (it drops what it ignores).
 
-    An answer without the record proves nothing either way, so it reports nothing.
+    Only values are compared here: an answer that is not this record, or lacks a
+    changed field, never gets this far (the client raises AmbiguousAnswer for it, and
+    the row is read back rather than counted as written).
     """
     if not isinstance(written, dict):
         return []

@@ -1,0 +1,114 @@
+"""A small aiohttp server on 127.0.0.1 in front of the sandbox, for odd answers.
+
+It forwards every request to the sandbox unless a hook for that method answers instead
+(a hook may also forward first and then answer something else). It records what reached
+it, and from which client port, so a test can see the order of requests and whether a
+connection was reused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bulk.engine.clock import SkipClock
+from bulk.engine.job import Summary
+from bulk.engine.ledger import Entry
+from bulk.engine.retry import RetryPolicy
+from bulk.sandbox import Sandbox
+from bulk.tallyfy.apply import ApplyOptions, execute, prepare
+from bulk.tallyfy.connection import Connection, Secret
+
+FORWARDED = ("Authorization", "Accept", "X-Tallyfy-Client", "Content-Type")
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    client_port: int
+
+
+#: (front, request, body) -> a response, or None to forward as usual.
+Hook = Callable[["Front", web.Request, bytes], Awaitable[web.StreamResponse | None]]
+
+
+class Front:
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.seen: list[Seen] = []
+        self.hooks: dict[str, Hook] = {}
+        self._server: TestServer | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Front:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._server = TestServer(app, host="127.0.0.1", port=0)
+        await self._server.start_server()
+        self._session = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None and self._session is not None
+        await self._session.close()
+        await self._server.close()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        return str(self._server.make_url("/api"))
+
+    @property
+    def methods(self) -> list[str]:
+        return [seen.method for seen in self.seen]
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.seen.append(Seen(request.method, request.path, peer[1] if peer else 0))
+        hook = self.hooks.get(request.method)
+        if hook is not None:
+            answer = await hook(self, request, body)
+            if answer is not None:
+                return answer
+        status, data, headers = await self.forward(request, body)
+        return web.Response(status=status, body=data, headers=headers)
+
+    async def forward(self, request: web.Request, body: bytes) -> tuple[int, bytes, dict]:
+        """The sandbox's own answer to this request: status, body, headers to pass on."""
+        assert self._session is not None
+        headers = {name: request.headers[name] for name in FORWARDED if name in request.headers}
+        async with self._session.request(
+            request.method, self.sandbox.url + request.path_qs, headers=headers,
+            data=body or None, allow_redirects=False,
+        ) as response:
+            data = await response.read()
+            passed = {name: response.headers[name]
+                      for name in ("Content-Type", "X-Request-Id", "Retry-After")
+                      if name in response.headers}
+            return response.status, data, passed
+
+
+async def run_through(
+    front: Front, input_path: Path, *, on_job: Any = None, **options: Any
+) -> tuple[Summary, list[Entry]]:
+    """A job against `front` (and so the sandbox behind it); waits are skipped, not slept."""
+    settings: dict[str, Any] = {"rate": 10_000.0, "burst": 100, "concurrency": 1,
+                                "backoff": RetryPolicy(base=0.01, cap=0.05)}
+    settings.update(options)
+    sandbox = front.sandbox
+    connection = Connection(front.base_url, sandbox.org_id, Secret(sandbox.token))
+    prepared = prepare(ApplyOptions(input=input_path, **settings), connection)
+    try:
+        summary = await execute(prepared, clock=SkipClock(), on_job=on_job)
+        entries = list(prepared.ledger.entries())
+    finally:
+        prepared.ledger.close()
+    return summary, entries
