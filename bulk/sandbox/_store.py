@@ -67,6 +67,23 @@ class Store:
         self._last_stamp = now
         return iso(now)
 
+    def edit_as_person(self, record_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change a record as someone in the web app would: only the given fields change
+        (no membership wipe, no API validation), ``last_updated`` moves, and no API request
+        or write is counted. What tests use to play "a person edited it in between".
+        ``prerun`` merges into the kick-off values. Returns the record; KeyError if unknown."""
+        found = self.record(record_id)
+        if found is None:
+            raise KeyError(record_id)
+        record = found[1]
+        changes = _copy(changes)
+        prerun = changes.pop("prerun", None)
+        record.update(changes)
+        if prerun:
+            record["prerun"] = {**(record.get("prerun") or {}), **prerun}
+        record["last_updated"] = self.stamp()
+        return record
+
     def to_org(self) -> dict[str, Any]:
         """The current state in the data file shape (a deep copy: safe to keep or dump)."""
         return _copy({

@@ -11,16 +11,27 @@ must have the field's JSON type; ``null`` means "leave unchanged".
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from bulk.engine.errors import RowInvalid
 from bulk.engine.reader import RawRow
+from bulk.tallyfy.expect import (
+    clear_converters,
+    expect_converters,
+    expect_object,
+    expect_prerun_converters,
+)
 from bulk.tallyfy.targets import (
     ADD_GROUPS,
     ADD_USERS,
     BOOL,
+    CLEAR,
+    EXPECT,
+    EXPECT_PREFIX,
     GROUPS,
     HEX32,
     MEMBERSHIP_COLUMNS,
@@ -63,7 +74,13 @@ class Change:
     add_groups: tuple[str, ...] = ()
     remove_groups: tuple[str, ...] = ()
     prerun: dict[str, Any] = field(default_factory=dict)  # kick-off timeline_id -> value
+    #: field -> the value it must have now for the row to be written ("prerun": a dict)
+    expect: dict[str, Any] = field(default_factory=dict)
 
+    def changes_nothing(self) -> bool:
+        """Only expectations: there is nothing to write (a spreadsheet row left as it was)."""
+        return not (self.set or self.prerun or self.add_users or self.remove_users
+                    or self.add_groups or self.remove_groups)
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -71,6 +88,7 @@ class Change:
 
 # Where a column's value goes in the Change.
 _SET, _PRERUN_KEY, _PRERUN_OBJECT = "set", "prerun_key", "prerun_object"
+_EXPECT, _EXPECT_PRERUN, _EXPECT_OBJECT, _CLEAR = "expect", "expect_prerun", "expect_obj", "clear"
 
 
 class RowParser:
@@ -91,6 +109,15 @@ class RowParser:
         for column in MEMBERSHIP_COLUMNS:
             kind = USERS if column.endswith("users") else GROUPS
             self._columns[column] = (column, column, *delta_converters(kind))
+        for spec in target.fields.values():
+            column = EXPECT_PREFIX + spec.name
+            if spec.kind == PRERUN:
+                self._columns[column] = (_EXPECT_OBJECT, column, *_object_converters(
+                    target, lambda value: {PRERUN: value}))
+            else:
+                self._columns[column] = (_EXPECT, spec.name, *expect_converters(spec))
+        self._columns[EXPECT] = (_EXPECT_OBJECT, EXPECT, *_object_converters(target, None))
+        self._columns[CLEAR] = (_CLEAR, CLEAR, *clear_converters(target))
 
     def parse(self, raw: RawRow) -> Change:
         """Type one row; raise RowInvalid (naming file, row and column) for any problem."""
@@ -105,7 +132,9 @@ class RowParser:
         changes: dict[str, Any] = {}
         prerun: dict[str, Any] = {}
         prerun_object: dict[str, Any] | None = None
+        cleared: tuple[str, ...] = ()
         membership: dict[str, tuple[Any, ...]] = {}
+        expect: dict[str, Any] = {}
         for column, value in values.items():
             if value is None or column == id_column:
                 continue
@@ -127,13 +156,23 @@ class RowParser:
                 prerun[spec[1]] = typed
             elif slot == _PRERUN_OBJECT:
                 prerun_object = typed
+            elif slot == _EXPECT:
+                expect[spec[1]] = typed
+            elif slot == _EXPECT_PRERUN:
+                expect.setdefault(PRERUN, {})[spec[1]] = typed
+            elif slot == _EXPECT_OBJECT:
+                self._merge_expect(expect, typed, number, column)
+            elif slot == _CLEAR:
+                cleared = typed
             else:
                 membership[slot] = typed
+        if cleared:
+            self._clear(changes, cleared, number)
         if prerun_object:
             prerun = self._merge_prerun(prerun_object, prerun, number)
         if membership:
             self._check_membership(changes, membership, number)
-        if not changes and not prerun and not any(membership.values()):
+        if not changes and not prerun and not any(membership.values()) and not expect:
             # Most likely a mistake in the file (a half-filled spreadsheet row), so it is
             # reported rather than quietly counted as unchanged.
             raise RowInvalid(f"{self.source}: row {number}: nothing to change (no field is set)")
@@ -146,6 +185,7 @@ class RowParser:
             membership.get(ADD_GROUPS, ()),
             membership.get(REMOVE_GROUPS, ()),
             prerun,
+            expect,
         )
 
     def _record_id(self, value: Any, number: int) -> str:
@@ -162,14 +202,37 @@ class RowParser:
         )
 
     def _column(self, column: str, number: int) -> tuple[str, str, Converter, Converter]:
-        """The converters of a prerun.<timeline_id> column, built on first sight."""
-        key = column[len(PRERUN_PREFIX) :].lower()
-        accepted = PRERUN in self.target.fields and column.startswith(PRERUN_PREFIX)
+        """The converters of a [expect.]prerun.<timeline_id> column, built on first sight."""
+        expected = column.startswith(EXPECT_PREFIX)
+        name = column[len(EXPECT_PREFIX) :] if expected else column
+        key = name[len(PRERUN_PREFIX) :].lower()
+        accepted = PRERUN in self.target.fields and name.startswith(PRERUN_PREFIX)
         if not accepted or not HEX32(key):
             # check_columns refuses these before any row is read; this guards direct callers.
             raise self._invalid(number, column, f"not a field of {self.target.name}")
-        spec = self._columns[column] = (_PRERUN_KEY, key, prerun_value_text, prerun_value_json)
+        if expected:
+            spec = (_EXPECT_PRERUN, key, *expect_prerun_converters())
+        else:
+            spec = (_PRERUN_KEY, key, prerun_value_text, prerun_value_json)
+        self._columns[column] = spec
         return spec
+
+    def _merge_expect(
+        self, expect: dict[str, Any], more: dict[str, Any], number: int, column: str
+    ) -> None:
+        for name, value in more.items():
+            if name == PRERUN and isinstance(value, dict):
+                expect.setdefault(PRERUN, {}).update(value)
+            elif name in expect:
+                raise self._invalid(number, column, f"expects {name} a second time")
+            else:
+                expect[name] = value
+
+    def _clear(self, changes: dict[str, Any], cleared: tuple[str, ...], number: int) -> None:
+        for name in cleared:
+            if name in changes:
+                raise self._invalid(number, CLEAR, f"{name} is both set and cleared")
+            changes[name] = None
 
     def _merge_prerun(
         self, whole: dict[str, Any], columns: dict[str, Any], number: int
@@ -208,6 +271,23 @@ class RowParser:
 
     def _invalid(self, number: int, column: str, message: str) -> RowInvalid:
         return RowInvalid(f'{self.source}: row {number}, column "{column}": {message}')
+
+
+def _object_converters(target: Target, wrap: Callable[[Any], Any] | None
+                       ) -> tuple[Converter, Converter]:
+    """An `expect` object (or `expect.prerun`): JSON in a CSV cell, or as typed in JSONL."""
+
+    def from_json(value: Any) -> dict[str, Any]:
+        return expect_object(target, wrap(value) if wrap else value)
+
+    def from_text(value: str) -> dict[str, Any]:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise BadValue(f"expected a JSON object, got {show(value)}") from None
+        return from_json(parsed)
+
+    return from_text, from_json
 
 
 def parse_row(

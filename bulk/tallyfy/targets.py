@@ -28,6 +28,10 @@ ADD_USERS, REMOVE_USERS = "add_users", "remove_users"
 ADD_GROUPS, REMOVE_GROUPS = "add_groups", "remove_groups"
 MEMBERSHIP_COLUMNS = (ADD_USERS, REMOVE_USERS, ADD_GROUPS, REMOVE_GROUPS)
 PRERUN_PREFIX = "prerun."
+#: `expect.FIELD` columns (or a JSONL `expect` object) hold the value a field must have now
+#: for the row to be written; `clear` lists fields to empty (set to null).
+EXPECT, EXPECT_PREFIX = "expect", "expect."
+CLEAR = "clear"
 
 HEX32 = re.compile(r"[0-9a-f]{32}").fullmatch
 
@@ -119,23 +123,32 @@ def check_columns(target: Target, columns: Sequence[str], source: str) -> str:
     """
     known = target.columns()
     unknown: list[str] = []
-    prerun_keys: dict[str, str] = {}
+    prerun_keys: dict[str, dict[str, str]] = {"": {}, EXPECT_PREFIX: {}}
     for column in columns:
-        if column in known:
+        if column in known or column in (EXPECT, CLEAR):
             continue
-        if column.startswith(PRERUN_PREFIX) and PRERUN in target.fields:
-            key = column[len(PRERUN_PREFIX) :].lower()
+        # `expect.FIELD` names the value a field must have for the row to be written.
+        prefix = EXPECT_PREFIX if column.startswith(EXPECT_PREFIX) else ""
+        name = column[len(prefix) :]
+        if prefix and name in target.fields:
+            continue
+        if name.startswith(PRERUN_PREFIX) and PRERUN in target.fields:
+            key = name[len(PRERUN_PREFIX) :].lower()
+            seen = prerun_keys[prefix]
             if not HEX32(key):
-                unknown.append(f'"{column}" (kick-off columns are prerun.<32-hex timeline_id>)')
-            elif key in prerun_keys:
+                unknown.append(
+                    f'"{column}" (kick-off columns are {prefix}prerun.<32-hex timeline_id>)'
+                )
+            elif key in seen:
                 raise InputError(
-                    f'{source}: columns "{prerun_keys[key]}" and "{column}" '
+                    f'{source}: columns "{seen[key]}" and "{column}" '
                     "name the same kick-off field"
                 )
             else:
-                prerun_keys[key] = column
+                seen[key] = column
             continue
-        unknown.append(_describe_unknown(target, column, known))
+        suggestions = [prefix + field for field in target.fields] if prefix else known
+        unknown.append(_describe_unknown(target, column, suggestions))
     if unknown:
         noun = "column is not a field" if len(unknown) == 1 else "columns are not fields"
         raise InputError(
@@ -167,6 +180,9 @@ def _describe_unknown(target: Target, column: str, known: Sequence[str]) -> str:
 
 __all__ = [
     "BOOL",
+    "CLEAR",
+    "EXPECT",
+    "EXPECT_PREFIX",
     "GROUPS",
     "HEX32",
     "MEMBERSHIP_COLUMNS",

@@ -139,7 +139,7 @@ def _url(value: Any) -> str:
     raise BadValue(f"expected an http(s) URL with a host, got {show(value)}")
 
 
-def _split_text_list(value: str) -> list[Any]:
+def split_text_list(value: str, *, allow_empty: bool = False) -> list[Any]:
     """A cell holding a JSON array, or items separated by ";" (blank items ignored)."""
     cell = value.strip()
     if cell.startswith("["):
@@ -152,13 +152,13 @@ def _split_text_list(value: str) -> list[Any]:
         return items
     items = [item.strip() for item in cell.split(";")]
     items = [item for item in items if item]
-    if not items:
+    if not items and not allow_empty:
         raise BadValue(f"no items in {show(value)}; write [] for an empty list")
     return items
 
 
 def _strings_text(value: str) -> list[str]:
-    return [_string_item(item) for item in _split_text_list(value)]
+    return [_string_item(item) for item in split_text_list(value)]
 
 
 def _strings_json(value: Any) -> list[str]:
@@ -183,7 +183,7 @@ def _list_converters(kind: str, *, whole: bool) -> tuple[Converter, Converter]:
         return typed if whole else tuple(typed)
 
     def from_text(value: str) -> Any:
-        return check(_split_text_list(value))
+        return check(split_text_list(value))
 
     def from_json(value: Any) -> Any:
         if not isinstance(value, list):
@@ -255,4 +255,5 @@ __all__ = [
     "prerun_value_json",
     "prerun_value_text",
     "show",
+    "split_text_list",
 ]
