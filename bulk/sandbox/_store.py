@@ -31,9 +31,12 @@ class Store:
         self.checklists: dict[str, dict[str, Any]] = {c["id"]: c for c in org["checklists"]}
         self.runs: dict[str, dict[str, Any]] = {r["id"]: r for r in org["runs"]}
         self.kickoff_fields: dict[str, list[dict[str, Any]]] = org.get("kickoff_fields", {})
+        #: run id -> user ids assigned to any of its tasks. Not part of the run record (as on
+        #: production, tasks are their own endpoint), but the run list's `owners=` matches them.
+        self.task_assignees: dict[str, list[int]] = org.get("task_assignees", {})
         self._extra = {k: v for k, v in org.items()
                        if k not in ("members", "groups", "checklists", "runs",
-                                    "kickoff_fields")}
+                                    "kickoff_fields", "task_assignees")}
 
     # Read afresh for every validated write, so a test that adds a member to ``members``
     # sees it accepted on the next PUT.
@@ -93,6 +96,7 @@ class Store:
             "checklists": list(self.checklists.values()),
             "kickoff_fields": self.kickoff_fields,
             "runs": list(self.runs.values()),
+            "task_assignees": self.task_assignees,
         })
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -43,6 +44,15 @@ class TallyfyClient:
             "GET", self._connection.url(target.path, record_id), path=path, attempt=attempt
         )
         return _unwrap(answer)
+
+    async def list_page(
+        self, target: Target, params: dict[str, str], *, attempt: int = 1
+    ) -> Answer:
+        """GET one page of the runs or templates list; `data` is the whole envelope."""
+        url = f"{self._connection.url(target.path)}?{urlencode(params)}"
+        return await self.http.request(
+            "GET", url, path=f"{target.path}?{urlencode(params)}", attempt=attempt
+        )
 
     async def write(
         self, target: Target, record_id: str, body: dict[str, Any], *, attempt: int = 1
