@@ -148,6 +148,57 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
 
 @main.command()
 @click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="The undo input to write (.jsonl, or .csv when every value fits a cell).")
+@click.option("--format", type=click.Choice(["csv", "jsonl"]),
+              help="Output format (default: from the extension).")
+@click.option("--status", multiple=True, type=click.Choice(["ok", "in_doubt"]),
+              help="Ledger rows to undo (default ok; repeatable).")
+@click.option("--apply", "apply_now", is_flag=True,
+              help="Run the undo at once (like bulk apply, with its own ledger).")
+@click.option("--ledger", "undo_ledger", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --apply: the undo's ledger (default: <undo file>.ledger.db).")
+@click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
+@click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
+@click.option("--concurrency", type=click.IntRange(1, 256), help="Workers (default 8).")
+@click.option("--rate", type=click.FloatRange(min=0.01), help="Requests per second (default 10).")
+@click.option("--burst", type=click.IntRange(1, 1000), help="Requests allowed at once (default 2).")
+@click.option("--max-attempts", type=click.IntRange(1, 50), help="Tries per row (default 5).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds per request (30).")
+@click.option("--retry-failed", is_flag=True, default=None, help="On resume, retry failed rows.")
+@click.option("--fresh", is_flag=True, default=None, help="Start the undo's ledger over.")
+@click.option("--dry-run", is_flag=True, default=None, help="With --apply: plan, write nothing.")
+@click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar.")
+def undo(ledger: Path, apply_now: bool, undo_ledger: Path | None, **flags: Any) -> None:
+    """Write an input that puts back every record a job changed (and run it, with --apply).
+
+    Each field goes back to its before-value, guarded by expect.* = the value the job wrote,
+    so a record someone changed since is left alone (conflict). Members and groups are
+    undone as deltas of exactly who the job added or removed. Undoing an undo redoes.
+
+    \b
+    Example:
+      bulk undo renames.csv.ledger.db -o renames.undo.jsonl
+      bulk apply --input renames.undo.jsonl --target runs --dry-run
+      bulk undo renames.csv.ledger.db --apply
+
+    \b
+    Exit codes: as bulk apply; 1 also when some rows cannot be undone (listed).
+    """
+    from bulk.commands import undo_command
+
+    flags.update(apply=apply_now, ledger=undo_ledger)
+    try:
+        code = undo_command(ledger, flags)
+    except (ConfigError, InputError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted before the first row; nothing was sent", EXIT_INTERRUPTED)
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
 def status(ledger: Path) -> None:
     """Counts by status, the job's fingerprint, start and end times.
 

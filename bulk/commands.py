@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from bulk.engine.errors import AuthError
+from bulk.engine.errors import AuthError, ConfigError
 from bulk.tallyfy.connection import connection_from_env
 from bulk.tallyfy.select import Progress, SelectFailed, SelectOptions, select
 from bulk.tallyfy.selection import build_selection
@@ -72,3 +72,63 @@ def select_command(
         return EXIT_FAILED
     print(summary.line(), file=out, flush=True)
     return EXIT_OK
+
+
+UNDO_APPLY_KEYS = ("concurrency", "rate", "burst", "max_attempts", "timeout", "retry_failed",
+                   "fresh", "dry_run", "ledger")
+
+
+def default_undo_path(ledger: Path) -> Path:
+    """`renames.csv.ledger.db` -> `renames.csv.undo.jsonl`, beside the ledger."""
+    name = ledger.name.removesuffix(".db").removesuffix(".ledger")
+    return ledger.with_name(f"{name}.undo.jsonl")
+
+
+def undo_command(
+    ledger: Path,
+    flags: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run `bulk undo`: write the undo input, and with `apply` run it at once.
+
+    Raises ConfigError/InputError (exit 2) for an unusable ledger (a dry run's included).
+    """
+    from bulk.run import apply_job
+    from bulk.tallyfy.apply import ApplyOptions
+    from bulk.tallyfy.undo import write_undo
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    output = flags.get("output") or (default_undo_path(ledger) if flags.get("apply") else None)
+    if output is None:
+        raise ConfigError("give -o FILE for the undo input (or --apply to run it at once)")
+    output = Path(output)
+    connection = None
+    if flags.get("apply"):
+        # Checked before anything is written: no token, no undo file left half used.
+        connection = connection_from_env(
+            os.environ if environ is None else environ,
+            base_url=flags.get("base_url"), org_id=flags.get("org"),
+        )
+    summary = write_undo(ledger, output, statuses=tuple(flags.get("status") or ("ok",)),
+                         format=flags.get("format"))
+    for line in summary.skipped:
+        print(f"bulk: undo: {line}", file=err)
+    print(summary.line(), file=out, flush=True)
+    if connection is None:
+        return EXIT_FAILED if summary.skipped else EXIT_OK
+    if summary.org and connection.org_id != summary.org:
+        raise ConfigError(f"{ledger}: the job ran on org {summary.org}, not {connection.org_id}")
+    if summary.rows == 0:
+        print("undo: nothing to put back", file=out)
+        return EXIT_FAILED if summary.skipped else EXIT_OK
+    values = {key: flags[key] for key in UNDO_APPLY_KEYS if flags.get(key) is not None}
+    if "ledger" in values:
+        values["ledger"] = Path(values["ledger"])
+    options = ApplyOptions(input=output, target=summary.target, **values)
+    result = apply_job(options, connection, quiet=bool(flags.get("quiet")), err=err)
+    print(result.line(), file=out, flush=True)
+    return max(result.exit_code, EXIT_FAILED if summary.skipped else EXIT_OK)
