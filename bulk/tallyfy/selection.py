@@ -124,6 +124,8 @@ class Selection:
         keys = {"id", *self.columns, *(w.field for w in self.where)}
         for item in self.sets:
             keys.update(item.placeholders)
+            if item.expect:
+                keys.add(item.expect)
         if self.owner is not None:
             keys.add("owner_id")
         if self.member is not None:

@@ -55,7 +55,7 @@ class UndoSummary:
 
     def line(self) -> str:
         skipped = f", {len(self.skipped)} rows cannot be undone" if self.skipped else ""
-        return (f"undo: {self.rows} {self.target} rows to put back{skipped} | wrote {self.output}"
+        return (f"undo: {self.rows} rows to put back ({self.target}){skipped} | wrote {self.output}"
                 f" (bulk apply --input {self.output} --target {self.target})")
 
 

@@ -293,3 +293,49 @@ async def test_select_streams_20000_records_in_flat_memory(tmp_path):
     # come): holding the records would cost tens of megabytes here.
     assert peaks[None] < peaks[1_000] + 1_000_000, peaks
     assert peaks[None] < 8_000_000, peaks
+
+
+async def test_list_items_without_a_needed_field_are_read_whole(tmp_path):
+    # Production's list items may be slimmer than a record: a small server whose list
+    # gives only id and name (and no pagination meta) makes select read each record.
+    from aiohttp import web
+
+    from bulk.tallyfy.connection import Connection, Secret
+
+    org = "ab" * 16
+    records = {f"{n:032x}": {"id": f"{n:032x}", "name": f"Run {n}", "owner_id": 7,
+                             "users": [7, 8] if n % 2 else [7], "groups": []}
+               for n in range(1, 131)}
+    gets = []
+
+    async def listing(request):
+        page = int(request.query["page"])
+        assert request.query["owners"] == "8" and request.query["per_page"] == "100"
+        chunk = list(records.values())[(page - 1) * 100: page * 100]
+        return web.json_response({"data": [{"id": r["id"], "name": r["name"]} for r in chunk]})
+
+    async def one(request):
+        gets.append(request.match_info["rid"])
+        return web.json_response({"data": records[request.match_info["rid"]]})
+
+    app = web.Application()
+    app.router.add_get(f"/api/organizations/{org}/runs", listing)
+    app.router.add_get(f"/api/organizations/{org}/runs/{{rid}}", one)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        connection = Connection(f"http://127.0.0.1:{port}/api", org, Secret("t"))
+        options = SelectOptions(output=tmp_path / "m.jsonl", rate=10_000.0, burst=100)
+        summary = await select(build_selection(RUNS, member=8, sets=("name={name}!",)),
+                               options, connection, clock=SkipClock())
+    finally:
+        await runner.cleanup()
+
+    assert summary.pages == 2 and summary.reads == 130 and len(gets) == 130
+    rows = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [row["run_id"] for row in rows] == [r["id"] for r in records.values() if 8 in r["users"]]
+    assert rows[0] == {"run_id": rows[0]["run_id"], "name": "Run 1!",
+                       "expect": {"name": "Run 1"}}

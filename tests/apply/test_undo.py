@@ -173,7 +173,7 @@ def test_cli_undo_writes_then_applies(threaded_sandbox, tmp_path) -> None:
 
     written = runner.invoke(main, ["undo", ledger, "-o", str(tmp_path / "u.jsonl")], env={})
     assert written.exit_code == 0, written.output
-    assert written.output.startswith("undo: 3 runs rows to put back")
+    assert written.output.startswith("undo: 3 rows to put back (runs)")
     assert {rid: r["name"] for rid, r in threaded_sandbox.store.runs.items() if rid in ids} \
         != names  # writing the undo input changes nothing
 
