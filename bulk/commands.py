@@ -113,6 +113,8 @@ def undo_command(
             os.environ if environ is None else environ,
             base_url=flags.get("base_url"), org_id=flags.get("org"),
         )
+    if connection is not None:
+        _same_org(ledger, connection.org_id)
     summary = write_undo(ledger, output, statuses=tuple(flags.get("status") or ("ok",)),
                          format=flags.get("format"))
     for line in summary.skipped:
@@ -120,8 +122,6 @@ def undo_command(
     print(summary.line(), file=out, flush=True)
     if connection is None:
         return EXIT_FAILED if summary.skipped else EXIT_OK
-    if summary.org and connection.org_id != summary.org:
-        raise ConfigError(f"{ledger}: the job ran on org {summary.org}, not {connection.org_id}")
     if summary.rows == 0:
         print("undo: nothing to put back", file=out)
         return EXIT_FAILED if summary.skipped else EXIT_OK
@@ -132,3 +132,14 @@ def undo_command(
     result = apply_job(options, connection, quiet=bool(flags.get("quiet")), err=err)
     print(result.line(), file=out, flush=True)
     return max(result.exit_code, EXIT_FAILED if summary.skipped else EXIT_OK)
+
+
+def _same_org(ledger: Path, org_id: str) -> None:
+    """An undo goes to the org its job ran on, never elsewhere (checked before writing)."""
+    from bulk.engine.ledger import open_existing
+    from bulk.tallyfy.undo import job_of
+
+    with open_existing(ledger) as book:
+        _, org = job_of(book)
+    if org and org != org_id:
+        raise ConfigError(f"{ledger}: the job ran on org {org}, not {org_id}; nothing sent")

@@ -129,6 +129,21 @@ async def select(
     pacer = Pacer(options.rate, options.burst, clock)
     policy = options.policy
     needed = selection.needed()
+    try:
+        await _pages(selection, options, client_args=(connection, pacer, policy), clock=clock,
+                     out_format=out_format, needed=needed, summary=summary, progress=progress)
+    finally:
+        progress.close()
+    summary.elapsed = time.monotonic() - started
+    return summary
+
+
+async def _pages(selection: Selection, options: SelectOptions, *,
+                 client_args: tuple[Connection, Pacer, RetryPolicy], clock: Clock,
+                 out_format: str, needed: set[str], summary: SelectSummary,
+                 progress: Progress) -> None:
+    """Every page in turn, each matching record written as it comes."""
+    connection, pacer, policy = client_args
     connector = aiohttp.TCPConnector(limit=2)
     async with aiohttp.ClientSession(connector=connector) as session:
         client = TallyfyClient(session, connection, pacer, policy, timeout=options.timeout)
@@ -163,9 +178,6 @@ async def select(
                 page += 1
             out.commit()
         summary.requests = client.http.requests
-    progress.close()
-    summary.elapsed = time.monotonic() - started
-    return summary
 
 
 async def _retried(policy: RetryPolicy, clock: Clock, call: Any) -> Answer:

@@ -184,3 +184,20 @@ def test_cli_undo_writes_then_applies(threaded_sandbox, tmp_path) -> None:
 
     missing = runner.invoke(main, ["undo", ledger], env=env)
     assert missing.exit_code == 2 and "give -o FILE" in missing.output
+
+
+def test_cli_undo_apply_goes_only_to_the_jobs_org(threaded_sandbox, tmp_path) -> None:
+    env = env_for(threaded_sandbox)
+    runner = CliRunner()
+    rid = run_ids(threaded_sandbox, 1)[0]
+    job = write_jsonl(tmp_path / "r.jsonl", [{"id": rid, "name": "Moved"}])
+    assert runner.invoke(main, ["apply", "--input", str(job), "--rate", "1000", "-q"],
+                         env=env).exit_code == 0
+    requests = threaded_sandbox.stats.requests
+
+    other = runner.invoke(main, ["undo", str(job) + ".ledger.db", "--apply"],
+                          env={**env, "TALLYFY_ORG_ID": "f" * 32})
+
+    assert other.exit_code == 2 and "the job ran on org" in other.output
+    assert threaded_sandbox.stats.requests == requests
+    assert not (tmp_path / "r.jsonl.undo.jsonl").exists()
