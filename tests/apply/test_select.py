@@ -339,3 +339,38 @@ async def test_list_items_without_a_needed_field_are_read_whole(tmp_path):
     assert [row["run_id"] for row in rows] == [r["id"] for r in records.values() if 8 in r["users"]]
     assert rows[0] == {"run_id": rows[0]["run_id"], "name": "Run 1!",
                        "expect": {"name": "Run 1"}}
+
+
+def test_a_wrong_token_exits_3_and_never_shows_the_token(threaded_sandbox, tmp_path) -> None:
+    secret = "tok-never-print-me-0123456789"
+    env = {**env_for(threaded_sandbox), "TALLYFY_ACCESS_TOKEN": secret}
+    result = CliRunner().invoke(main, ["select", "runs", "-o", str(tmp_path / "o.csv")],
+                                env=env, catch_exceptions=False)
+
+    assert result.exit_code == 3
+    assert "authentication failed" in result.output and "nothing written" in result.output
+    assert secret not in result.output
+    assert not (tmp_path / "o.csv").exists()
+
+
+async def test_a_selected_file_edited_like_a_spreadsheet_applies(sandbox, tmp_path) -> None:
+    path = tmp_path / "sheet.csv"
+    await run_select(sandbox, path, statuses=("active",))
+    rows = read_csv(path)
+    assert list(rows[0]) == ["run_id", "expect.name", "expect.owner_id", "expect.users",
+                             "expect.groups"]
+    # The person adds a summary column and fills it on two rows only.
+    for n, row in enumerate(rows):
+        row["summary"] = "Checked" if n < 2 else ""
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    sandbox.reset_stats()
+
+    summary, entries = await run_job(sandbox, path)
+
+    assert [e.status for e in entries[:2]] == ["ok", "ok"], [e.error for e in entries[:2]]
+    assert {e.status for e in entries[2:]} == {"unchanged"}
+    assert sandbox.stats.requests == 4  # a GET and a PUT for each filled row, none for others
+    assert summary.exit_code == 0
