@@ -252,7 +252,7 @@ def demo(job_name: str, quiet: bool) -> None:
     """Start the sandbox on a free loopback port and run a sample job against it.
 
     Nothing leaves this machine. Shows the progress bar, the summary, the ledger, and
-    proves no run lost a member.
+    proves no run lost a member; then undoes the job and shows the sandbox as it started.
 
     \b
     Example:

@@ -374,3 +374,11 @@ async def test_a_selected_file_edited_like_a_spreadsheet_applies(sandbox, tmp_pa
     assert {e.status for e in entries[2:]} == {"unchanged"}
     assert sandbox.stats.requests == 4  # a GET and a PUT for each filled row, none for others
     assert summary.exit_code == 0
+
+
+async def test_a_set_value_a_record_cannot_take_stops_the_select_and_writes_nothing(
+        sandbox, tmp_path) -> None:
+    path = tmp_path / "o.csv"
+    with pytest.raises(SelectError, match=r"--set owner_id: record [0-9a-f]{32}: expected a user"):
+        await run_select(sandbox, path, sets=("owner_id={summary}",))
+    assert not path.exists() and list(tmp_path.iterdir()) == []
