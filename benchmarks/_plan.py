@@ -51,5 +51,6 @@ class Results:
     resume: Resume | None = None
     sandbox_rss_mb: float | None = None  # the sandbox's RSS after the big job
     rps: dict[str, Any] = field(default_factory=dict)
+    loop: dict[str, Any] | None = None  # select throughput and undo (benchmarks/loop.py)
     elapsed: float = 0.0
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)

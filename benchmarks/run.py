@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import sandbox_rps
+from benchmarks import loop, sandbox_rps
 from benchmarks._measure import measure_apply, measure_resume, measure_sdk
 from benchmarks._plan import CONCURRENCIES, FULL, LATENCIES, QUICK, SDK_MODES, Results, Sizes
 from benchmarks._procs import Sandbox
@@ -39,6 +39,8 @@ def run_benchmarks(sizes: Sizes, workdir: Path, quick: bool = False,
     for latency in LATENCIES:
         with Sandbox(workdir, runs=sizes.runs, latency_ms=latency) as sandbox:
             _on_one_sandbox(sandbox, workdir, sizes, results, say)
+    say("the loop: bulk select throughput, undo of a job")
+    results.loop = loop.measure(workdir, quick=quick, say=say)
     results.elapsed = time.monotonic() - started
     results.load_after = os.getloadavg()
     return results
@@ -101,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bulk-bench-") as tmp:
         results = run_benchmarks(QUICK if args.quick else FULL, Path(tmp), args.quick, say)
     text, all_passed = render(results)
+    if results.loop is not None:
+        text += "\n" + loop.render(results.loop)
     if args.output is None:
         print(text)
     else:

@@ -90,6 +90,113 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
     sys.exit(code)
 
 
+@main.command(name="select")
+@click.argument("target", type=click.Choice(["runs", "templates"]))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (.csv or .jsonl), whole or not at all.")
+@click.option("--format", type=click.Choice(["csv", "jsonl"]),
+              help="Output format (default: from the extension).")
+@click.option("--owner", type=click.IntRange(min=1), help="Only records this user owns.")
+@click.option("--member", type=click.IntRange(min=1), help="Only records with this member.")
+@click.option("--group", help="Only records with this group (32-hex id).")
+@click.option("--status", multiple=True, help="Runs with this status (repeatable).")
+@click.option("--template", help="Runs of this template (checklist id).")
+@click.option("--name", help="Name or title contains this text (any case).")
+@click.option("--where", multiple=True, metavar="FIELD=VALUE",
+              help="Exact match on a field of the record (repeatable; empty VALUE: empty).")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many records.")
+@click.option("--set", "set_", multiple=True, metavar="FIELD=VALUE",
+              help="Write a ready apply input: FIELD set to VALUE ({field} uses the record's), "
+                   "with expect.FIELD holding the current value (repeatable).")
+@click.option("--columns", metavar="F1,F2", help="Fields written as expect.* columns "
+              "(default without --set: the main fields).")
+@click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
+@click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
+@click.option("--rate", type=click.FloatRange(min=0.01), help="Requests per second (default 10).")
+@click.option("--burst", type=click.IntRange(1, 1000), help="Requests allowed at once (default 2).")
+@click.option("--max-attempts", type=click.IntRange(1, 50), help="Tries per request (default 5).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds per request (30).")
+@click.option("--quiet", "-q", is_flag=True, default=None, help="No progress line.")
+def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
+    """Find runs or templates by filters and write them as a `bulk apply` input.
+
+    Pages through the list (paced and retried like apply) and applies every filter to the
+    records themselves, so the file holds exactly what the filters say.
+
+    \b
+    Example: give every process Dana (1001) owns to Sam (1002)
+      bulk select runs --owner 1001 -o dana.csv \\
+        --set owner_id=1002 --set add_users=1002 --set remove_users=1001
+      bulk apply --input dana.csv --dry-run
+      bulk apply --input dana.csv
+
+    \b
+    Exit codes: 0 written; 1 the list could not be read to its end (nothing written);
+    2 a bad option, --set, --where or --columns (nothing sent); 3 authentication failed.
+    """
+    from bulk.commands import select_command
+
+    flags["set"] = set_
+    try:
+        code = select_command(target, flags)
+    except (ConfigError, InputError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("select interrupted; nothing written", EXIT_INTERRUPTED)
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="The undo input to write (.jsonl, or .csv when every value fits a cell).")
+@click.option("--format", type=click.Choice(["csv", "jsonl"]),
+              help="Output format (default: from the extension).")
+@click.option("--status", multiple=True, type=click.Choice(["ok", "in_doubt"]),
+              help="Ledger rows to undo (default ok; repeatable).")
+@click.option("--apply", "apply_now", is_flag=True,
+              help="Run the undo at once (like bulk apply, with its own ledger).")
+@click.option("--ledger", "undo_ledger", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --apply: the undo's ledger (default: <undo file>.ledger.db).")
+@click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
+@click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
+@click.option("--concurrency", type=click.IntRange(1, 256), help="Workers (default 8).")
+@click.option("--rate", type=click.FloatRange(min=0.01), help="Requests per second (default 10).")
+@click.option("--burst", type=click.IntRange(1, 1000), help="Requests allowed at once (default 2).")
+@click.option("--max-attempts", type=click.IntRange(1, 50), help="Tries per row (default 5).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds per request (30).")
+@click.option("--retry-failed", is_flag=True, default=None, help="On resume, retry failed rows.")
+@click.option("--fresh", is_flag=True, default=None, help="Start the undo's ledger over.")
+@click.option("--dry-run", is_flag=True, default=None, help="With --apply: plan, write nothing.")
+@click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar.")
+def undo(ledger: Path, apply_now: bool, undo_ledger: Path | None, **flags: Any) -> None:
+    """Write an input that puts back every record a job changed (and run it, with --apply).
+
+    Each field goes back to its before-value, guarded by expect.* = the value the job wrote,
+    so a record someone changed since is left alone (conflict). Members and groups are
+    undone as deltas of exactly who the job added or removed. Undoing an undo redoes.
+
+    \b
+    Example:
+      bulk undo renames.csv.ledger.db -o renames.undo.jsonl
+      bulk apply --input renames.undo.jsonl --target runs --dry-run
+      bulk undo renames.csv.ledger.db --apply
+
+    \b
+    Exit codes: as bulk apply; 1 also when some rows cannot be undone (listed).
+    """
+    from bulk.commands import undo_command
+
+    flags.update(apply=apply_now, ledger=undo_ledger)
+    try:
+        code = undo_command(ledger, flags)
+    except (ConfigError, InputError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted before the first row; nothing was sent", EXIT_INTERRUPTED)
+    sys.exit(code)
+
+
 @main.command()
 @click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
 def status(ledger: Path) -> None:
@@ -145,7 +252,7 @@ def demo(job_name: str, quiet: bool) -> None:
     """Start the sandbox on a free loopback port and run a sample job against it.
 
     Nothing leaves this machine. Shows the progress bar, the summary, the ledger, and
-    proves no run lost a member.
+    proves no run lost a member; then undoes the job and shows the sandbox as it started.
 
     \b
     Example:

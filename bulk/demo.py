@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +22,7 @@ from bulk.run import options_from_settings
 from bulk.sandbox import Faults, Sandbox, SandboxConfig
 from bulk.tallyfy.apply import execute, prepare
 from bulk.tallyfy.connection import Connection, Secret
+from bulk.tallyfy.undo import write_undo
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBS = ROOT / "jobs"
@@ -54,6 +56,7 @@ async def _demo(job_name: str, options: Any, *, quiet: bool, out: TextIO) -> int
             "5% writes answered 503 after being applied, a 20 req/s quota (the job paces at 25)")
         say(f"job: {job_name} ({options.target}) from {options.input.name}")
         members_before = _members(sandbox)
+        first_state = _state(sandbox)
         connection = Connection(sandbox.base_url, sandbox.org_id, Secret(sandbox.token))
         prepared = prepare(options, connection)
         try:
@@ -79,7 +82,44 @@ async def _demo(job_name: str, options: Any, *, quiet: bool, out: TextIO) -> int
         say(f"members: {len(members_before) - len(lost)} of {len(members_before)} records kept "
             "every member and group the job did not ask to remove "
             "(a plain PUT of the new name would have removed them all)")
-    return summary.exit_code
+        undo_code = await _undo(options, connection, sandbox, first_state, say, quiet=quiet)
+    return summary.exit_code or undo_code
+
+
+async def _undo(options: Any, connection: Connection, sandbox: Sandbox,
+                first_state: dict[str, Any], say: Any, *, quiet: bool) -> int:
+    """The end of the loop: undo the job from its ledger, and show nothing else moved."""
+    ledger = options.ledger_path
+    undo_path = ledger.with_name(ledger.name.removesuffix(".ledger.db") + ".undo.jsonl")
+    written = write_undo(ledger, undo_path)
+    say()
+    say(f"undo: {written.rows} rows from the ledger put back (bulk undo {ledger.name} --apply)")
+    undo_options = replace(options, input=undo_path, ledger=None, fresh=True)
+    prepared = prepare(undo_options, connection)
+    try:
+        observer = TerminalProgress() if TerminalProgress.wanted(quiet=quiet) else None
+        summary = await execute(prepared, observer=observer)
+    finally:
+        prepared.ledger.close()
+    say(summary.line())
+    now = _state(sandbox)
+    same = sum(now[rid] == state for rid, state in first_state.items())
+    say(f"sandbox back to its first state: {same} of {len(first_state)} records exactly as "
+        "before the job (every field, members and groups as sets; last_updated aside)")
+    return summary.exit_code or (0 if same == len(first_state) else 1)
+
+
+def _state(sandbox: Sandbox) -> dict[str, Any]:
+    """Every record as stored, members and groups as sets, without its write time stamp."""
+    store = sandbox.store
+    state: dict[str, Any] = {}
+    for records in (store.runs, store.checklists):
+        for rid, record in records.items():
+            fields = {k: v for k, v in record.items() if k != "last_updated"}
+            fields["users"] = set(map(str, record.get("users") or ()))
+            fields["groups"] = set(record.get("groups") or ())
+            state[rid] = fields
+    return state
 
 
 Members = dict[str, tuple[set[Any], set[Any]]]

@@ -51,6 +51,8 @@ class TerminalProgress:
         text = f"ok {c['ok']} unchanged {c['unchanged']} failed {c['failed'] + c['in_doubt']}"
         if c["invalid"]:
             text += f" invalid {c['invalid']}"
+        if c["conflict"]:
+            text += f" conflict {c['conflict']}"
         if c["skipped"]:
             text += f" skipped {c['skipped']}"
         return text

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bulk.engine.errors import AuthError
-from bulk.engine.ledger import FAILED, IN_DOUBT, PENDING, TERMINAL, Entry, Ledger
+from bulk.engine.ledger import FAILED, IN_DOUBT, PENDING, RETRYABLE, TERMINAL, Entry, Ledger
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Summary:
             return 3
         if self.interrupted:
             return 130
-        unfinished = ("failed", "invalid", "in_doubt", "pending")
+        unfinished = ("failed", "invalid", "in_doubt", "pending", "conflict")
         if any(self.ledger_counts.get(name) for name in unfinished):
             return 1
         return 0
@@ -133,6 +133,8 @@ class Summary:
         counts = self.ledger_counts
         parts = [f"{name} {counts.get(name, 0)}" for name in ("ok", "unchanged", "invalid")]
         parts.append(f"failed {counts.get('failed', 0)}")
+        if counts.get("conflict"):
+            parts.append(f"conflict {counts['conflict']}")
         left = counts.get("in_doubt", 0) + counts.get("pending", 0)
         left += self.total - sum(counts.values())
         if left:
@@ -291,7 +293,7 @@ class Job:
             await queue.put(None)
 
     def _nothing_left(self) -> bool:
-        skippable = TERMINAL - {FAILED} if self._retry_failed else TERMINAL
+        skippable = TERMINAL - RETRYABLE if self._retry_failed else TERMINAL
         total = self.summary.total
         return total > 0 and self._ledger.count(skippable, last_row=total) == total
 
@@ -306,7 +308,7 @@ class Job:
                 window_end = row + RESUME_WINDOW - 1
                 window = self._ledger.statuses(row, window_end)
             status = window.get(row)
-            if status in TERMINAL and not (status == FAILED and self._retry_failed):
+            if status in TERMINAL and not (status in RETRYABLE and self._retry_failed):
                 self.summary.skipped += 1
                 self._observer.advance(None)
                 since_yield += 1

@@ -31,9 +31,13 @@ OK = "ok"
 UNCHANGED = "unchanged"
 INVALID = "invalid"
 FAILED = "failed"
-STATUSES = (PENDING, IN_DOUBT, OK, UNCHANGED, INVALID, FAILED)
+#: Nothing was sent: the record no longer showed what the row expected (someone changed it).
+CONFLICT = "conflict"
+STATUSES = (PENDING, IN_DOUBT, OK, UNCHANGED, INVALID, FAILED, CONFLICT)
 #: Rows that a resume skips (failed ones are retried only when asked to).
-TERMINAL = frozenset({OK, UNCHANGED, INVALID, FAILED})
+TERMINAL = frozenset({OK, UNCHANGED, INVALID, FAILED, CONFLICT})
+#: Finished rows that `--retry-failed` takes up again.
+RETRYABLE = frozenset({FAILED, CONFLICT})
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

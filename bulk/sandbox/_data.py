@@ -7,7 +7,8 @@ The file shape (``sample_data/org.json`` is one)::
      "groups": [{"id": "<32 hex>", "name": ..., "members": [12345]}],
      "checklists": [{...template record...}],
      "kickoff_fields": {"<checklist id>": [{"id", "timeline_id", "label", "field_type", ...}]},
-     "runs": [{...run record...}]}
+     "runs": [{...run record...}],
+     "task_assignees": {"<run id>": [12345]}}         # optional: who has a task of a run
 
 Records are stored exactly as ``GET`` answers them. Generation is deterministic: the same
 seed and counts give byte-identical JSON (:func:`dump_org`), and each part draws from its
@@ -104,7 +105,21 @@ def generate_org(seed: int = 1, runs: int = 200, templates: int = 50) -> dict[st
         "checklists": checklists,
         "kickoff_fields": kickoff,
         "runs": run_records,
+        "task_assignees": _task_assignees(random.Random(f"{seed}:tasks"), run_records,
+                                          member_ids),
     }
+
+
+def _task_assignees(rng: random.Random, runs: list[dict[str, Any]],
+                    member_ids: list[int]) -> dict[str, list[int]]:
+    """Who is assigned a task of each run: sometimes people who are not its members, which is
+    why the run list's ``owners=`` filter finds more runs than a person owns or is a member of.
+    """
+    out: dict[str, list[int]] = {}
+    for run in runs:
+        if rng.random() < 0.5:
+            out[run["id"]] = sorted(rng.sample(member_ids, rng.randint(1, 2)))
+    return out
 
 
 def _members(rng: random.Random) -> list[dict[str, Any]]:
@@ -315,6 +330,12 @@ def normalize_org(raw: Any) -> dict[str, Any]:
     kickoff = raw.get("kickoff_fields") or {}
     if not isinstance(kickoff, dict):
         raise OrgDataError("kickoff_fields must be an object keyed by checklist id")
+    assignees = raw.get("task_assignees") or {}
+    if not isinstance(assignees, dict) or not all(
+        isinstance(users, list) and all(isinstance(u, int) for u in users)
+        for users in assignees.values()
+    ):
+        raise OrgDataError("task_assignees must be an object: run id -> list of user ids")
     org = {key: value for key, value in raw.items()
            if key not in ("members", "groups", "runs", "checklists", "kickoff_fields")}
     org.update(members=members, groups=groups, checklists=checklists, kickoff_fields=kickoff,

@@ -23,6 +23,8 @@ _ENDPOINTS = {
     f"GET {PREFIX}/stats": "counters: requests, writes per record, 429s, peak concurrency",
     f"GET {PREFIX}/journal?limit=N": "the last requests (method, path, status, time, fault)",
     f"GET {PREFIX}/records/{{id}}": "one run or template as stored, with its write count",
+    f"PATCH {PREFIX}/records/{{id}}": "edit a record as a person in the web app would "
+                                      '(only the given fields, e.g. {"name": "x"})',
     f"GET {PREFIX}/org": "the whole current organization, in the --data file shape",
     f"GET {PREFIX}/settings": "faults, quota and latency in force",
     f"PUT {PREFIX}/settings": 'change them, e.g. {"faults": {"error_rate": 0.1}, '
@@ -63,6 +65,19 @@ def add_observation_routes(router: web.UrlDispatcher, service: Service) -> None:
                       "writes": service.stats.writes_per_record.get(record_id, 0),
                       "forbidden": record_id in service.forbidden})
 
+    async def edit(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            data = service.store.edit_as_person(request.match_info["record_id"], body)
+        except KeyError:
+            return _json({"error": True, "message": "Resource not found",
+                          "code": "RESOURCE_NOT_FOUND"}, 404)
+        except ValueError as exc:
+            return _json({"error": True, "message": str(exc)}, 422)
+        return _json({"data": data})
+
     async def org(request: web.Request) -> web.Response:
         return _json(service.store.to_org())
 
@@ -90,6 +105,7 @@ def add_observation_routes(router: web.UrlDispatcher, service: Service) -> None:
     router.add_get(PREFIX + "/stats", stats)
     router.add_get(PREFIX + "/journal", journal)
     router.add_get(PREFIX + "/records/{record_id}", record)
+    router.add_patch(PREFIX + "/records/{record_id}", edit)
     router.add_get(PREFIX + "/org", org)
     router.add_get(PREFIX + "/settings", get_settings)
     router.add_put(PREFIX + "/settings", put_settings)

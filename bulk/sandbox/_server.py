@@ -134,6 +134,11 @@ class Sandbox:
         """The current organization in the data file shape (a copy)."""
         return self._service.store.to_org()
 
+    def edit_as_person(self, record_id: str, **changes: Any) -> dict[str, Any]:
+        """A person edits a run or template in the web app between two steps of a test:
+        only the named fields change, nothing is counted as an API write."""
+        return self._service.store.edit_as_person(record_id, changes)
+
     def mark_forbidden(self, record_id: str, forbidden: bool = True) -> None:
         """Make a run or template answer 403 to GET and PUT (``forbidden=False`` undoes it)."""
         if forbidden:

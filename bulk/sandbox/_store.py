@@ -31,9 +31,12 @@ class Store:
         self.checklists: dict[str, dict[str, Any]] = {c["id"]: c for c in org["checklists"]}
         self.runs: dict[str, dict[str, Any]] = {r["id"]: r for r in org["runs"]}
         self.kickoff_fields: dict[str, list[dict[str, Any]]] = org.get("kickoff_fields", {})
+        #: run id -> user ids assigned to any of its tasks. Not part of the run record (as on
+        #: production, tasks are their own endpoint), but the run list's `owners=` matches them.
+        self.task_assignees: dict[str, list[int]] = org.get("task_assignees", {})
         self._extra = {k: v for k, v in org.items()
                        if k not in ("members", "groups", "checklists", "runs",
-                                    "kickoff_fields")}
+                                    "kickoff_fields", "task_assignees")}
 
     # Read afresh for every validated write, so a test that adds a member to ``members``
     # sees it accepted on the next PUT.
@@ -67,6 +70,23 @@ class Store:
         self._last_stamp = now
         return iso(now)
 
+    def edit_as_person(self, record_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change a record as someone in the web app would: only the given fields change
+        (no membership wipe, no API validation), ``last_updated`` moves, and no API request
+        or write is counted. What tests use to play "a person edited it in between".
+        ``prerun`` merges into the kick-off values. Returns the record; KeyError if unknown."""
+        found = self.record(record_id)
+        if found is None:
+            raise KeyError(record_id)
+        record = found[1]
+        changes = _copy(changes)
+        prerun = changes.pop("prerun", None)
+        record.update(changes)
+        if prerun:
+            record["prerun"] = {**(record.get("prerun") or {}), **prerun}
+        record["last_updated"] = self.stamp()
+        return record
+
     def to_org(self) -> dict[str, Any]:
         """The current state in the data file shape (a deep copy: safe to keep or dump)."""
         return _copy({
@@ -76,6 +96,7 @@ class Store:
             "checklists": list(self.checklists.values()),
             "kickoff_fields": self.kickoff_fields,
             "runs": list(self.runs.values()),
+            "task_assignees": self.task_assignees,
         })
 
 

@@ -26,13 +26,24 @@ from bulk.engine.errors import (
 )
 from bulk.engine.http import open_session, require_resend_switch
 from bulk.engine.job import Job, Observer, RowContext, Summary, WorkItem
-from bulk.engine.ledger import FAILED, IN_DOUBT, INVALID, OK, UNCHANGED, Entry, Ledger, now_iso
+from bulk.engine.ledger import (
+    CONFLICT,
+    FAILED,
+    IN_DOUBT,
+    INVALID,
+    OK,
+    UNCHANGED,
+    Entry,
+    Ledger,
+    now_iso,
+)
 from bulk.engine.pacing import Pacer
 from bulk.engine.reader import InputFile, RawRow
 from bulk.engine.retry import RetryPolicy, should_retry
 from bulk.report import REPORT_COLUMNS
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.connection import Connection
+from bulk.tallyfy.expect import find_conflict
 from bulk.tallyfy.fields import TARGETS, Change, RowParser, Target, check_columns
 from bulk.tallyfy.plan import PlanError, plan_update, unapplied
 
@@ -133,6 +144,9 @@ class RowApplier:
                 record_id=record_id if isinstance(record_id, str) else None,
                 error=str(exc),
             )
+        if change.changes_nothing():
+            # Only expect.* cells (a selected row nobody edited): nothing to guard or send.
+            return Entry(row=item.row, status=UNCHANGED, record_id=change.record_id)
         state = _RowState()
         earlier = context.doubt_entry
         if earlier is not None:
@@ -189,6 +203,13 @@ class RowApplier:
             if plan is None:
                 status = OK if state.sent else UNCHANGED
                 return _entry(base, status, state, read.status, read.request_id)
+            # Checked against the record as read just now, right before the write; only
+            # when there is something to write (a record already as asked needs no guard).
+            conflict = find_conflict(read.data, change.expect) if change.expect else None
+            if conflict is not None:
+                entry = _entry(base, CONFLICT, state, read.status, read.request_id)
+                entry.error = conflict
+                return entry
             if self.dry_run:
                 # What a real run would write, recorded as `ok` in the dry run's own ledger.
                 entry = _entry(base, OK, state, read.status, read.request_id)

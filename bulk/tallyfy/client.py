@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -57,6 +58,15 @@ class TallyfyClient:
             check=record_check(record_id, READ_NEEDS),
         )
         return _unwrap(answer)
+
+    async def list_page(
+        self, target: Target, params: dict[str, str], *, attempt: int = 1
+    ) -> Answer:
+        """GET one page of the runs or templates list; `data` is the whole envelope."""
+        url = f"{self._connection.url(target.path)}?{urlencode(params)}"
+        return await self.http.request(
+            "GET", url, path=f"{target.path}?{urlencode(params)}", attempt=attempt
+        )
 
     async def write(
         self,

@@ -10,9 +10,12 @@ This is where the API's hazards are handled, once:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bulk.tallyfy.fields import Change, Target
+from bulk.tallyfy.targets import Target
+
+if TYPE_CHECKING:  # fields.py needs this module (through expect.py) at import time
+    from bulk.tallyfy.fields import Change
 
 MEMBERSHIP = ("users", "groups")
 
@@ -69,6 +72,11 @@ def _prerun_values(prerun: Any) -> dict[str, Any] | None:
                 values[item["timeline_id"]] = item.get("value")
         return values
     return None
+
+
+#: Shared with the expectation check (expect.py), which compares exactly as the plan does.
+same_value = _same
+prerun_values = _prerun_values
 
 
 def plan_update(target: Target, record: Any, change: Change) -> Plan | None:

@@ -29,6 +29,38 @@ def test_the_demo_runs_a_bad_day_to_a_clean_end(tmp_path: Path) -> None:
     assert "0 records written more than once" in text
     assert "52 of 52 records kept every member" in text
     assert (tmp_path / "mass-rename.ledger.db").exists()
+    # The loop closes: the demo undoes its own job, and the sandbox is as it started.
+    assert "undo: 40 rows from the ledger put back" in text
+    assert "sandbox back to its first state: 52 of 52 records" in text
+
+
+@pytest.mark.parametrize("job", ["owner-reassignment", "migration-batch"])
+def test_the_demo_of_each_other_job_ends_where_it_started(job: str, tmp_path: Path) -> None:
+    out = io.StringIO()
+
+    code = run_demo(job, quiet=True, out=out, ledger_dir=tmp_path)
+
+    assert code == 0, out.getvalue()
+    assert "sandbox back to its first state: 52 of 52 records" in out.getvalue()
+
+
+async def test_the_owner_reassignment_sample_is_what_select_writes(tmp_path: Path) -> None:
+    # The README's command: give every process Umar Novak (55663) owns to Kemi Silva (44825).
+    from bulk.tallyfy.fields import RUNS
+    from bulk.tallyfy.select import SelectOptions, select
+    from bulk.tallyfy.selection import build_selection
+    from tests.apply.helpers import connection_to
+
+    selection = build_selection(RUNS, owner=55663, sets=(
+        "owner_id=44825", "add_users=44825", "remove_users=55663"))
+    output = tmp_path / "owner-reassignment.csv"
+    async with Sandbox(SandboxConfig(data=ROOT / "sample_data" / "org.json"), port=0) as sandbox:
+        summary = await select(selection, SelectOptions(output=output, rate=1000.0),
+                               connection_to(sandbox))
+
+    assert summary.selected == 3 and summary.scanned == 11  # owners= also found 8 others
+    shipped = ROOT / "sample_data" / "owner-reassignment.csv"
+    assert output.read_text() == shipped.read_text()
 
 
 def test_there_is_a_job_for_each_common_use() -> None:

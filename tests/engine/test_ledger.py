@@ -15,6 +15,7 @@ import pytest
 
 from bulk.engine.errors import ConfigError, LedgerMismatch
 from bulk.engine.ledger import (
+    CONFLICT,
     FAILED,
     IN_DOUBT,
     INVALID,
@@ -257,7 +258,8 @@ def fill(ledger: Ledger) -> None:
 def test_counts_cover_every_status(ledger):
     assert ledger.counts() == dict.fromkeys(STATUSES, 0)
     fill(ledger)
-    assert ledger.counts() == {PENDING: 1, IN_DOUBT: 1, OK: 2, UNCHANGED: 1, INVALID: 1, FAILED: 1}
+    assert ledger.counts() == {PENDING: 1, IN_DOUBT: 1, OK: 2, UNCHANGED: 1, INVALID: 1, FAILED: 1,
+                               CONFLICT: 0}
     assert list(ledger.counts()) == list(STATUSES)
     assert ledger.count() == 7
 

@@ -73,8 +73,10 @@ async def test_non_numeric_paging_is_422(api):
 
 async def test_owners_matches_the_owner_or_any_member(api, sandbox):
     member = list(sandbox.store.members)[5]
+    assignees = sandbox.store.task_assignees
     expected = [r["id"] for r in sandbox.store.runs.values()
-                if r["owner_id"] == member or member in r["users"]]
+                if r["owner_id"] == member or member in r["users"]
+                or member in assignees.get(r["id"], ())]
     owned_only = [r["id"] for r in sandbox.store.runs.values() if r["owner_id"] == member]
     assert len(expected) > len(owned_only)  # the data exercises the OR
 
@@ -84,10 +86,26 @@ async def test_owners_matches_the_owner_or_any_member(api, sandbox):
     assert reply.body["meta"]["pagination"]["total"] == len(expected)
 
 
+async def test_owners_also_matches_task_assignees_as_production_does(api, sandbox):
+    store = sandbox.store
+    run_id, run = next(iter(store.runs.items()))
+    outsider = next(m for m in store.members if m != run["owner_id"] and m not in run["users"])
+    store.task_assignees[run_id] = [outsider]
+    expected = [r["id"] for r in store.runs.values()
+                if outsider in {r["owner_id"], *r["users"], *store.task_assignees.get(r["id"], ())}]
+
+    reply = await api.get("/runs", params={"owners": str(outsider), "per_page": 100})
+
+    assert run_id in [r["id"] for r in reply.data]
+    assert [r["id"] for r in reply.data] == expected
+    assert "tasks" not in reply.data[0] and "task_assignees" not in reply.data[0]
+
+
 async def test_owners_takes_a_comma_separated_list(api, sandbox):
     a, b = next(iter(sandbox.store.members)), list(sandbox.store.members)[1]
+    assignees = sandbox.store.task_assignees
     expected = [r["id"] for r in sandbox.store.runs.values()
-                if {r["owner_id"], *r["users"]} & {a, b}]
+                if {r["owner_id"], *r["users"], *assignees.get(r["id"], ())} & {a, b}]
 
     reply = await api.get("/runs", params={"owners": f"{a},{b}", "per_page": 100})
 

@@ -146,3 +146,30 @@ async def test_settings_and_index(api, sandbox):
     assert any("/stats" in endpoint for endpoint in index["endpoints"])
     refused = await api.observe("PUT", "/settings", json={"latency": 5})
     assert refused.status == 422 and "latency" in refused.body["message"]
+
+
+async def test_a_person_edits_a_record_only_the_given_fields_change(api, sandbox):
+    run_id, run = next(iter(sandbox.store.runs.items()))
+    users, groups, stamp = list(run["users"]), list(run["groups"]), run["last_updated"]
+    key = next(iter(run["prerun"]))
+    requests = sandbox.stats.requests
+
+    reply = await api.observe("PATCH", f"/records/{run_id}",
+                              json={"name": "Edited in the web app", "prerun": {key: "new"}})
+
+    assert reply.status == 200
+    assert run["name"] == "Edited in the web app" and run["prerun"][key] == "new"
+    assert run["users"] == users and run["groups"] == groups  # no wipe: not an API PUT
+    assert run["last_updated"] > stamp
+    assert sandbox.stats.requests == requests and not sandbox.stats.writes_per_record
+    missing = await api.observe("PATCH", "/records/" + "0" * 32, json={"name": "x"})
+    assert missing.status == 404
+    wrong = await api.observe("PATCH", f"/records/{run_id}", json=["name"])
+    assert wrong.status == 422
+
+
+async def test_edit_as_person_from_a_test(sandbox):
+    template_id = next(iter(sandbox.store.checklists))
+    record = sandbox.edit_as_person(template_id, webhook=None, title="T")
+    assert record is sandbox.store.checklists[template_id]
+    assert record["webhook"] is None and record["title"] == "T"

@@ -1,0 +1,267 @@
+"""`bulk select` as a library call: page through a list, filter locally, write an input file.
+
+Requests go through the same pacer, retry policy, 429 handling and connection rules as
+`bulk apply`. One page (100 records) is held at a time and each matching record is written
+as soon as it is seen, so memory does not grow with the number of records. The output is
+written to a temporary file beside FILE and renamed over it only at the end: an interrupted or
+failed select leaves no half file that could be mistaken for a whole one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+
+from bulk.engine.clock import Clock, LoopClock
+from bulk.engine.errors import ConfigError, HttpError, TransportError
+from bulk.engine.http import Answer
+from bulk.engine.pacing import Pacer
+from bulk.engine.retry import RetryPolicy
+from bulk.tallyfy.apply import DEFAULT_BURST, DEFAULT_RATE
+from bulk.tallyfy.client import TallyfyClient
+from bulk.tallyfy.connection import Connection
+from bulk.tallyfy.selection import SelectError, Selection, cell_text, current_value
+from bulk.tallyfy.values import BadValue
+
+#: The list API's largest page (the server caps per_page at 100).
+PER_PAGE = 100
+_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+class SelectFailed(Exception):
+    """The list could not be read to its end (a final HTTP error, or no usable answer)."""
+
+
+@dataclass
+class SelectOptions:
+    output: Path
+    format: str | None = None  # from the output's extension when None
+    limit: int | None = None
+    rate: float = DEFAULT_RATE
+    burst: int = DEFAULT_BURST
+    max_attempts: int = 5
+    timeout: float = 30.0
+    backoff: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts, base=self.backoff.base, cap=self.backoff.cap
+        )
+
+    def output_format(self) -> str:
+        if self.format is not None:
+            return self.format
+        found = _EXTENSIONS.get(self.output.suffix.lower())
+        if found is None:
+            raise ConfigError(
+                f"{self.output.name}: cannot tell the format from the extension "
+                "(use .csv or .jsonl, or --format)"
+            )
+        return found
+
+
+@dataclass
+class SelectSummary:
+    output: Path
+    target: str
+    scanned: int = 0  # records the list returned
+    selected: int = 0  # records written
+    pages: int = 0
+    reads: int = 0  # single-record reads for list items that lacked a needed field
+    requests: int = 0
+    elapsed: float = 0.0
+
+    def line(self) -> str:
+        rate = self.scanned / self.elapsed if self.elapsed > 0 else 0.0
+        return (
+            f"selected {self.selected} of {self.scanned} {self.target} scanned | "
+            f"{self.pages} pages, {self.requests} requests in {self.elapsed:.1f}s "
+            f"({rate:.0f} records/s) | wrote {self.output}"
+        )
+
+
+class Progress:
+    """One line on a terminal, rewritten per page; nothing on a pipe or with --quiet."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+
+    def page(self, summary: SelectSummary, total_pages: int | None) -> None:
+        if self._stream is not None:
+            of = f"/{total_pages}" if total_pages else ""
+            self._stream.write(f"\rselect: page {summary.pages}{of}, {summary.selected} "
+                               f"selected of {summary.scanned} scanned")
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+async def select(
+    selection: Selection,
+    options: SelectOptions,
+    connection: Connection,
+    *,
+    clock: Clock | None = None,
+    progress: Progress | None = None,
+) -> SelectSummary:
+    """Run the select; the output file exists, whole, only when this returns.
+
+    Raises SelectFailed, AuthError (a 401), SelectError (a --set value a record cannot
+    take), all one line; nothing is written then.
+    """
+    clock = clock or LoopClock()
+    out_format = options.output_format()
+    progress = progress or Progress(None)
+    summary = SelectSummary(options.output, selection.target.name)
+    started = time.monotonic()
+    pacer = Pacer(options.rate, options.burst, clock)
+    policy = options.policy
+    needed = selection.needed()
+    try:
+        await _pages(selection, options, client_args=(connection, pacer, policy), clock=clock,
+                     out_format=out_format, needed=needed, summary=summary, progress=progress)
+    finally:
+        progress.close()
+    summary.elapsed = time.monotonic() - started
+    return summary
+
+
+async def _pages(selection: Selection, options: SelectOptions, *,
+                 client_args: tuple[Connection, Pacer, RetryPolicy], clock: Clock,
+                 out_format: str, needed: set[str], summary: SelectSummary,
+                 progress: Progress) -> None:
+    """Every page in turn, each matching record written as it comes."""
+    connection, pacer, policy = client_args
+    connector = aiohttp.TCPConnector(limit=2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        client = TallyfyClient(session, connection, pacer, policy, timeout=options.timeout)
+        with _AtomicOutput(options.output, selection, out_format) as out:
+            page = 1
+            params = {**selection.api_params(), "per_page": str(PER_PAGE)}
+            done = False
+            while not done:
+                answer = await _retried(policy, clock, lambda n, p=page: client.list_page(
+                    selection.target, {**params, "page": str(p)}, attempt=n))
+                items, total_pages = _page(answer, selection.target.path)
+                summary.pages += 1
+                for item in items:
+                    summary.scanned += 1
+                    record = item
+                    if not needed <= item.keys():
+                        # A list item without a field we need: read the record itself.
+                        summary.reads += 1
+                        record = (await _retried(policy, clock, lambda n, rid=item["id"]:
+                                                 client.read(selection.target, rid,
+                                                             attempt=n))).data
+                    if not isinstance(record, dict) or not selection.matches(record):
+                        continue
+                    out.write(record)
+                    summary.selected += 1
+                    if options.limit is not None and summary.selected >= options.limit:
+                        done = True
+                        break
+                progress.page(summary, total_pages)
+                last = total_pages is not None and page >= total_pages
+                done = done or last or len(items) < PER_PAGE
+                page += 1
+            out.commit()
+        summary.requests = client.http.requests
+
+
+async def _retried(policy: RetryPolicy, clock: Clock, call: Any) -> Answer:
+    try:
+        async for attempt in policy.retrying(clock):
+            with attempt:
+                return await call(attempt.retry_state.attempt_number)
+    except HttpError as exc:
+        if exc.status == 401:
+            raise
+        raise SelectFailed(exc.describe()) from None
+    except TransportError as exc:
+        raise SelectFailed(str(exc)) from None
+    raise AssertionError("unreachable: the retry loop returns or raises")
+
+
+def _page(answer: Answer, path: str) -> tuple[list[dict[str, Any]], int | None]:
+    body = answer.data
+    items = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not all(
+        isinstance(item, dict) and isinstance(item.get("id"), str) for item in items
+    ):
+        raise SelectFailed(f"the {path} list answer has no data array of records")
+    meta = body.get("meta")
+    pagination = meta.get("pagination") if isinstance(meta, dict) else None
+    total_pages = pagination.get("total_pages") if isinstance(pagination, dict) else None
+    return items, total_pages if isinstance(total_pages, int) else None
+
+
+class _AtomicOutput:
+    """Rows to a temporary file in FILE's folder; renamed over FILE by commit() only."""
+
+    def __init__(self, path: Path, selection: Selection, out_format: str) -> None:
+        self.path = path
+        self.selection = selection
+        self.format = out_format
+        self._committed = False
+
+    def __enter__(self) -> _AtomicOutput:
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        try:
+            handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part",
+                                            dir=folder)
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot write here ({exc.strerror})") from None
+        self._temp = Path(name)
+        self._file = os.fdopen(handle, "w", encoding="utf-8", newline="")
+        if self.format == "csv":
+            self._csv = csv.writer(self._file, lineterminator="\n")
+            self._csv.writerow(self.selection.header())
+        return self
+
+    def write(self, record: dict[str, Any]) -> None:
+        selection = self.selection
+        record_id = record["id"]
+        cells: dict[str, Any] = {selection.id_column: record_id}
+        for column in selection.sets:
+            try:
+                text, typed = column.value(record)
+            except BadValue as exc:
+                raise SelectError(
+                    f"--set {column.column}: record {record_id}: {exc}; nothing written"
+                ) from None
+            cells[column.column] = text if self.format == "csv" else typed
+        expect = {key: current_value(record, key) for key in selection.expect_keys()}
+        if self.format == "csv":
+            row = [cells[selection.id_column], *(cells[s.column] for s in selection.sets),
+                   *(cell_text(value) for value in expect.values())]
+            self._csv.writerow(row)
+        else:
+            if expect:
+                cells["expect"] = expect
+            self._file.write(json.dumps(cells, ensure_ascii=False) + "\n")
+
+    def commit(self) -> None:
+        self._file.close()
+        os.replace(self._temp, self.path)
+        self._committed = True
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._committed:
+            self._file.close()
+            self._temp.unlink(missing_ok=True)
+
+
+__all__ = ["Progress", "SelectFailed", "SelectOptions", "SelectSummary",
+           "select"]

@@ -1,0 +1,363 @@
+"""What `bulk select` asks for, checked before any request: filters, `--where`, `--set`, columns.
+
+Every filter is applied here, on the record itself, even when the list API was asked to
+narrow the pages too: the API's own filters do not mean what ours say (`owners=` also
+matches members and task assignees, `q=` may match more than the name), so the output holds
+exactly what the filters say.
+
+`--set FIELD=VALUE` makes the output a ready input for `bulk apply`: the VALUE (which may use
+the record's current fields, `{name}`) goes in a FIELD column, and for every field it replaces
+the record's current value goes in an `expect.FIELD` column, so a record someone changes
+between select and apply is left alone (`conflict`). Membership deltas (`add_users` ...)
+merge with whatever the record holds then, so they need no expectation.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bulk.engine.errors import ConfigError
+from bulk.tallyfy.expect import expect_converters
+from bulk.tallyfy.plan import prerun_values, same_value
+from bulk.tallyfy.targets import (
+    EXPECT_PREFIX,
+    GROUPS,
+    HEX32,
+    MEMBERSHIP_COLUMNS,
+    PRERUN,
+    PRERUN_PREFIX,
+    USERS,
+    Target,
+)
+from bulk.tallyfy.values import (
+    BadValue,
+    Converter,
+    converters_for,
+    delta_converters,
+    prerun_value_text,
+)
+
+#: Fields a read returns that no PUT changes: usable in `--where` and `{placeholders}`.
+READ_ONLY = {
+    "runs": ("id", "increment_id", "status", "checklist_id", "checklist_title", "started_by",
+             "created_at", "started_at", "last_updated", "completed_at", "archived_at"),
+    "templates": ("id", "created_at", "last_updated", "archived_at"),
+}
+#: What a select without --set or --columns writes as expect.* columns.
+DEFAULT_COLUMNS = {
+    "runs": ("name", "owner_id", "users", "groups"),
+    "templates": ("title", "owner_id", "users", "groups"),
+}
+#: The id column `bulk select` writes (one `bulk apply` reads).
+ID_COLUMN = {"runs": "run_id", "templates": "checklist_id"}
+NAME_FIELD = {"runs": "name", "templates": "title"}
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+
+class SelectError(ConfigError):
+    """A select that cannot go on (a bad option, or a --set value a record cannot take)."""
+
+
+@dataclass(frozen=True)
+class SetColumn:
+    """One `--set FIELD=VALUE`: the column it fills and how its value is made and checked."""
+
+    column: str  # the input column: a field, a membership delta or prerun.<timeline_id>
+    template: str  # VALUE as given; {field} placeholders filled from the record
+    from_text: Converter  # the field's own typing, as `bulk apply` will type the cell
+    expect: str | None  # the expect.* key guarding it (None for membership deltas)
+    placeholders: tuple[str, ...] = ()
+
+    def value(self, record: dict[str, Any]) -> tuple[str, Any]:
+        """(the cell text, the typed value) for one record. Raises BadValue."""
+        text = fill(self.template, record) if self.placeholders else self.template
+        if not text.strip():
+            raise BadValue("the value is empty (an empty cell would mean 'leave unchanged')")
+        typed = self.from_text(text)
+        return text, list(typed) if isinstance(typed, tuple) else typed
+
+
+@dataclass(frozen=True)
+class Where:
+    field: str
+    text: str  # as given
+    typed: Any  # for fields of the target: typed as the field; else the text itself
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        current = current_value(record, self.field)
+        if self.text == "":
+            return current is None or current == "" or current == []
+        if self.field.startswith(PRERUN_PREFIX):
+            return current == self.typed
+        if self.typed is not self.text or isinstance(current, str):
+            return same_value(self.field, current, self.typed)
+        return cell_text(current) == self.text
+
+
+@dataclass
+class Selection:
+    """Filters, --where, --set and --columns of one select, all checked."""
+
+    target: Target
+    owner: int | None = None
+    member: int | None = None
+    group: str | None = None
+    statuses: tuple[str, ...] = ()
+    template: str | None = None
+    name: str | None = None
+    where: list[Where] = field(default_factory=list)
+    sets: list[SetColumn] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # expect.* columns, in order
+
+    @property
+    def id_column(self) -> str:
+        return ID_COLUMN[self.target.name]
+
+    def needed(self) -> set[str]:
+        """Record keys the filters and the output read (a list item lacking one is re-read)."""
+        keys = {"id", *self.columns, *(w.field for w in self.where)}
+        for item in self.sets:
+            keys.update(item.placeholders)
+            if item.expect:
+                keys.add(item.expect)
+        if self.owner is not None:
+            keys.add("owner_id")
+        if self.member is not None:
+            keys.add("users")
+        if self.group is not None:
+            keys.add("groups")
+        if self.statuses:
+            keys.add("status")
+        if self.template:
+            keys.add("checklist_id")
+        if self.name is not None:
+            keys.add(NAME_FIELD[self.target.name])
+        return {PRERUN if key.startswith(PRERUN_PREFIX) else key for key in keys}
+
+    def api_params(self) -> dict[str, str]:
+        """What the list endpoint may narrow by (every filter is still applied locally)."""
+        params: dict[str, str] = {}
+        if self.target.name == "runs":
+            # owners= matches the owner, any member and any task assignee: wider than either
+            # filter, so it narrows the pages without losing a record.
+            who = self.owner if self.owner is not None else self.member
+            if who is not None:
+                params["owners"] = str(who)
+            if self.statuses:
+                params["status"] = ",".join(self.statuses)
+            if self.template:
+                params["checklist_id"] = self.template
+        elif self.owner is not None:
+            params["owner_id"] = str(self.owner)
+        if self.name:
+            params["q"] = self.name
+        return params
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        if self.owner is not None and not same_value("owner_id", record.get("owner_id"),
+                                                     self.owner):
+            return False
+        if self.member is not None and not _has_user(record.get("users"), self.member):
+            return False
+        if self.group is not None and self.group not in (record.get("groups") or ()):
+            return False
+        if self.statuses and record.get("status") not in self.statuses:
+            return False
+        if self.template and record.get("checklist_id") != self.template:
+            return False
+        if self.name is not None:
+            title = record.get(NAME_FIELD[self.target.name])
+            if not isinstance(title, str) or self.name.lower() not in title.lower():
+                return False
+        return all(where.matches(record) for where in self.where)
+
+    def header(self) -> list[str]:
+        expects = self.expect_keys()
+        return [self.id_column, *(s.column for s in self.sets),
+                *(EXPECT_PREFIX + key for key in expects)]
+
+    def expect_keys(self) -> list[str]:
+        keys = [s.expect for s in self.sets if s.expect]
+        return list(dict.fromkeys([*keys, *self.columns]))
+
+
+def build_selection(
+    target: Target,
+    *,
+    owner: int | None = None,
+    member: int | None = None,
+    group: str | None = None,
+    statuses: Sequence[str] = (),
+    template: str | None = None,
+    name: str | None = None,
+    where: Sequence[str] = (),
+    sets: Sequence[str] = (),
+    columns: str | None = None,
+) -> Selection:
+    """Check every option; raise SelectError (one line) for the first bad one."""
+    runs_only = {"--status": statuses, "--template": template}
+    if target.name != "runs":
+        for flag, value in runs_only.items():
+            if value:
+                raise SelectError(f"{flag} applies to runs only (templates have no {flag[2:]})")
+    if group is not None and not HEX32(group.strip().lower()):
+        raise SelectError(f"--group {group!r}: a group id is 32 hex characters")
+    if template is not None and not HEX32(template.strip().lower()):
+        raise SelectError(f"--template {template!r}: a template id is 32 hex characters")
+    selection = Selection(
+        target, owner=owner, member=member,
+        group=group.strip().lower() if group else None,
+        statuses=tuple(statuses), template=template.strip().lower() if template else None,
+        name=name or None,
+    )
+    selection.where = [_where(target, text) for text in where]
+    selection.sets = _sets(target, sets)
+    if columns is not None:
+        selection.columns = _columns(target, columns)
+    elif not sets:
+        selection.columns = list(DEFAULT_COLUMNS[target.name])
+    return selection
+
+
+def _split(flag: str, text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise SelectError(f"{flag} {text!r}: expected FIELD=VALUE")
+    return name.strip(), value
+
+
+def readable(target: Target) -> list[str]:
+    return [*target.fields, *READ_ONLY[target.name]]
+
+
+def _check_readable(target: Target, flag: str, name: str) -> None:
+    if name.startswith(PRERUN_PREFIX) and PRERUN in target.fields:
+        if HEX32(name[len(PRERUN_PREFIX):]):
+            return
+        raise SelectError(f"{flag} {name!r}: kick-off fields are prerun.<32-hex timeline_id>")
+    known = readable(target)
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        raise SelectError(f'{flag}: "{name}" is not a field of {target.name}{hint}')
+
+
+def _where(target: Target, text: str) -> Where:
+    name, value = _split("--where", text)
+    _check_readable(target, "--where", name)
+    spec = target.fields.get(name)
+    if value == "" or spec is None or spec.kind == PRERUN:
+        typed: Any = prerun_value_text(value) if name.startswith(PRERUN_PREFIX) else value
+        return Where(name, value, typed)
+    try:
+        typed = expect_converters(spec)[0](value)
+    except BadValue as exc:
+        raise SelectError(f"--where {name}={value}: {exc}") from None
+    return Where(name, value, typed)
+
+
+def _sets(target: Target, texts: Sequence[str]) -> list[SetColumn]:
+    out: dict[str, SetColumn] = {}
+    for text in texts:
+        name, value = _split("--set", text)
+        if name in out:
+            raise SelectError(f"--set {name}: given twice")
+        if name in MEMBERSHIP_COLUMNS:
+            kind = USERS if name.endswith("users") else GROUPS
+            convert, expect = delta_converters(kind)[0], None
+        elif name.startswith(PRERUN_PREFIX) and PRERUN in target.fields:
+            _check_readable(target, "--set", name)
+            name = name.lower()
+            convert, expect = prerun_value_text, name
+        elif name in target.fields and target.fields[name].kind != PRERUN:
+            convert, expect = converters_for(target.fields[name])[0], name
+        else:
+            known = [*target.fields, *MEMBERSHIP_COLUMNS]
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            raise SelectError(f'--set: "{name}" is not a field {target.name} can change{hint}')
+        try:
+            placeholders = _placeholders(value)
+        except ValueError as exc:
+            raise SelectError(f"--set {name}: {exc}") from None
+        for placeholder in placeholders:
+            _check_readable(target, f"--set {name}: placeholder", placeholder)
+        column = SetColumn(name, value, convert, expect, placeholders)
+        if not placeholders:  # a fixed value is checked now, before any request
+            try:
+                column.value({})
+            except BadValue as exc:
+                raise SelectError(f"--set {name}={value}: {exc}") from None
+        out[name] = column
+    return list(out.values())
+
+
+def _columns(target: Target, text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise SelectError("--columns: no field named (give f1,f2,...)")
+    for name in names:
+        if name.startswith(PRERUN_PREFIX) and PRERUN in target.fields:
+            _check_readable(target, "--columns", name)
+            continue
+        if name not in target.fields or target.fields[name].kind == PRERUN:
+            close = difflib.get_close_matches(name, list(target.fields), n=1)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            raise SelectError(
+                f'--columns: "{name}" is not a field {target.name} can change{hint}')
+    return list(dict.fromkeys(name.lower() if name.startswith(PRERUN_PREFIX) else name
+                              for name in names))
+
+
+def _placeholders(template: str) -> tuple[str, ...]:
+    found = []
+    for match in _PLACEHOLDER.finditer(template):
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            continue
+        if match.group(1) is None:
+            raise ValueError(f"a lone {token!r}; write {token * 2} for the character itself")
+        found.append(match.group(1).strip())
+    return tuple(found)
+
+
+def fill(template: str, record: dict[str, Any]) -> str:
+    """The template with each {field} replaced by the record's value ({{ and }} escape)."""
+
+    def one(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        value = current_value(record, match.group(1).strip())
+        if isinstance(value, list):
+            return ";".join(cell_text(item) for item in value)
+        return cell_text(value)
+
+    return _PLACEHOLDER.sub(one, template)
+
+
+def current_value(record: dict[str, Any], name: str) -> Any:
+    if name.startswith(PRERUN_PREFIX):
+        return (prerun_values(record.get(PRERUN)) or {}).get(name[len(PRERUN_PREFIX):])
+    return record.get(name)
+
+
+def cell_text(value: Any) -> str:
+    """A value as a CSV cell `bulk apply` types back to the same value."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _has_user(users: Any, user_id: int) -> bool:
+    return isinstance(users, list) and any(same_value("owner_id", u, user_id) for u in users)
