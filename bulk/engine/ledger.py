@@ -197,6 +197,8 @@ class Ledger:
     # -- writing --------------------------------------------------------------------
     def record(self, entry: Entry) -> None:
         """Buffer one entry; committed with the next batch."""
+        if self.read_only:
+            raise ConfigError(f"{self.path}: opened read-only, for reading")
         stamp = now_iso()
         self._buffer.append(
             (

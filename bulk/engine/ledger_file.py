@@ -145,16 +145,37 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _holds_a_job(db: sqlite3.Connection) -> bool:
+def _connect_to_look(path: Path) -> sqlite3.Connection:
+    """A read-only look at a database that may be another program's: creates nothing.
+
+    With no -wal or -journal beside it, the file is the whole database, read as
+    immutable (SQLite would otherwise create -wal and -shm files next to a WAL-mode
+    file). With one, they exist already and the plain read-only mode reads them.
+    """
+    if Path(f"{path}-wal").exists() or Path(f"{path}-journal").exists():
+        return connect_read_only(path)
     try:
-        tables = {name for (name,) in db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not {"meta", "rows"} <= tables:
-            return False
+        db = sqlite3.connect(read_only_uri(path, immutable=True), uri=True,
+                             isolation_level=None)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{path}: cannot read the ledger ({exc})") from None
+    return db
+
+
+#: The columns of a ledger's `rows` table (a ledger written before the stamp has them all).
+ROW_COLUMNS = frozenset({"row", "record_id", "status", "http_status", "attempts", "error",
+                         "request_id", "before", "after", "input", "started_at", "updated_at"})
+
+
+def _holds_a_job(db: sqlite3.Connection) -> bool:
+    """Our tables, with our columns, and a job's fingerprint (a JSON object) in `meta`."""
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(rows)")}
         found = db.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
-    except sqlite3.Error:
+        fingerprint = json.loads(found[0]) if found is not None else None
+    except (sqlite3.Error, ValueError, TypeError):
         return False
-    return found is not None
+    return ROW_COLUMNS <= columns and isinstance(fingerprint, dict)
 
 
 def _ours(path: Path, application_id: int, db: sqlite3.Connection) -> bool:
@@ -194,7 +215,7 @@ def open_for_run(
         if application_id != APPLICATION_ID:
             # No stamp: a ledger from before it, or another program's database. Looked
             # at read-only, so the other program's file is not changed in any way.
-            probe = connect_read_only(path)
+            probe = _connect_to_look(path)
             try:
                 if not _holds_a_job(probe):
                     raise NotALedger(f"{path}: is an SQLite database but not a bulk "
