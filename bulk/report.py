@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
 from bulk.engine.errors import ConfigError
@@ -96,6 +99,9 @@ def export_to(
     """
     write = export_csv if out_format == "csv" else export_jsonl
     name = "standard output" if destination == "-" else destination
+    if destination != "-" and _is_the_ledger(destination, ledger.path):
+        raise ConfigError(f"{destination}: is the ledger itself (or one of its files); "
+                          "refusing to write the export over it")
     opened = False
     try:
         if destination == "-":
@@ -110,6 +116,14 @@ def export_to(
         raise ConfigError(
             f"{name}: cannot write the export ({exc.strerror or exc}){incomplete}"
         ) from None
+
+
+def _is_the_ledger(destination: str, ledger: Path) -> bool:
+    for part in (ledger, *(Path(f"{ledger}{suffix}") for suffix in ("-wal", "-shm", ".lock"))):
+        with contextlib.suppress(OSError):
+            if os.path.samefile(destination, part):
+                return True
+    return False
 
 
 def _cell(value: Any) -> str:

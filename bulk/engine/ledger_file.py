@@ -205,7 +205,9 @@ def open_for_run(
     `setup` gives a new or stamp-less ledger its tables. Raises ConfigError (with its
     subclasses NotALedger, LedgerInUse) with one line; nothing is left locked.
     """
-    check_path(path)  # refuse a wrong path before even creating the lock beside it
+    if check_path(path) is None and not path.parent.is_dir():
+        raise ConfigError(f"{path}: cannot create the ledger: there is no folder {path.parent}")
+    # A wrong path was refused above, before even a lock file was created beside it.
     lock = RunLock(path)
     lock.acquire()
     try:
@@ -246,9 +248,7 @@ def _create(path: Path, setup: Callable[[sqlite3.Connection], None]) -> None:
             setup(db)
         finally:
             db.close()
-        # A hard link fails if the name was taken meanwhile, where a rename would
-        # silently replace whatever is there.
-        os.link(temporary, path)
+        _put_in_place(temporary, path)
     except FileExistsError:
         pass  # made meanwhile by someone else: looked at like any existing file
     except OSError as exc:
@@ -258,6 +258,23 @@ def _create(path: Path, setup: Callable[[sqlite3.Connection], None]) -> None:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+
+
+def _put_in_place(temporary: str, path: Path) -> None:
+    # A hard link fails if the name was taken meanwhile, where a rename would silently
+    # replace whatever is there.
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        # No hard links on this file system (some network and FAT ones): a rename, the
+        # name checked just before (other bulk runs are kept out by the lock).
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+        os.rename(temporary, path)
 
 
 class RunLock:

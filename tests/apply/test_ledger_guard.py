@@ -257,6 +257,23 @@ def test_export_to_a_full_device_is_one_line_and_exit_2(threaded_sandbox, tmp_pa
         assert "/dev/full" in line and "No space left on device" in line
 
 
+def test_export_over_the_ledger_itself_is_refused(threaded_sandbox, tmp_path, monkeypatch):
+    path = rename_csv(tmp_path / "r.csv", run_ids(threaded_sandbox, 5), "S")
+    assert invoke(["apply", "--input", str(path), "--rate", "1000"],
+                  env_for(threaded_sandbox)).exit_code == 0
+    ledger = Path(f"{path}.ledger.db")
+    before = digest(ledger)
+    monkeypatch.chdir(tmp_path)
+
+    for target in (str(ledger), "./r.csv.ledger.db", f"{ledger}.lock"):
+        result = invoke(["export", str(ledger), "-o", target])
+        assert result.exit_code == 2, result.output
+        assert "is the ledger itself" in one_line(result.stderr)
+
+    assert digest(ledger) == before
+    assert "ok         5" in invoke(["status", str(ledger)]).stdout
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_export_to_a_full_standard_output_is_one_line_and_exit_2(threaded_sandbox, tmp_path,
                                                                   fmt):

@@ -180,6 +180,21 @@ def test_a_ledger_written_before_the_stamp_is_still_ours_and_gets_stamped(tmp_pa
 
 
 def test_a_ledger_path_in_a_missing_folder_is_one_line(tmp_path):
-    with pytest.raises(ConfigError, match=r"missing.*No such file or directory") as raised:
+    with pytest.raises(ConfigError, match=r"l\.db: cannot create the ledger: there is no "
+                                          r"folder .*missing$") as raised:
         Ledger(tmp_path / "missing" / "l.db")
     assert "\n" not in str(raised.value)
+
+
+def test_without_hard_links_a_new_ledger_is_renamed_into_place(tmp_path, monkeypatch):
+    def no_links(source, target):
+        raise PermissionError(1, "Operation not permitted")  # what vfat and some NAS say
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "new.db"
+    with Ledger(path) as ledger:
+        ledger.claim(FINGERPRINT)
+    assert listing(tmp_path) == {"new.db", "new.db.lock"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with open_existing(path) as reader:
+        assert "fingerprint" in reader.meta()
