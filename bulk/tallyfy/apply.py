@@ -203,7 +203,8 @@ class RowApplier:
 def _entry(
     base: Entry, status: str, state: _RowState, http_status: int | None, request_id: str | None
 ) -> Entry:
-    changed = status in (OK, IN_DOUBT, FAILED) and state.sent
+    # The in-doubt mark is made before `sent` is set, and must carry the before-values.
+    changed = status == IN_DOUBT or (status in (OK, FAILED) and state.sent)
     return Entry(
         row=base.row,
         status=status,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import socket
 import sqlite3
@@ -21,7 +22,8 @@ import pytest
 from click.testing import CliRunner
 
 from bulk.cli import main
-from bulk.engine.ledger import Ledger
+from bulk.engine.job import RowContext
+from bulk.engine.ledger import IN_DOUBT, Entry, Ledger
 from bulk.sandbox import Sandbox
 from tests.apply.helpers import (
     ROOT,
@@ -29,6 +31,7 @@ from tests.apply.helpers import (
     env_for,
     rename_csv,
     run_ids,
+    run_job,
     start_apply,
     wait_for_rows,
 )
@@ -313,3 +316,31 @@ def test_status_of_a_name_with_a_hash_creates_nothing(threaded_sandbox, tmp_path
     assert "ok         3" in invoke(["status", "uri/run#1.db"]).stdout
     assert sorted(p.name for p in Path("uri").iterdir()) == files
     assert not Path("uri/run").exists()
+
+
+# -- the in-doubt mark a resume settles from -----------------------------------------------
+
+
+async def test_the_in_doubt_mark_is_committed_with_the_before_values(sandbox, tmp_path,
+                                                                     monkeypatch) -> None:
+    """A kill between the mark and the answer leaves only the mark: it must hold them."""
+    ids = run_ids(sandbox, 4)
+    old = {rid: sandbox.store.runs[rid]["name"] for rid in ids}
+    path = rename_csv(tmp_path / "r.csv", ids, "Marked")
+    committed_marks: list[Entry] = []
+    mark = RowContext.mark_in_doubt
+
+    async def mark_and_look(self: RowContext, entry: Entry) -> None:
+        await mark(self, entry)
+        with closing(sqlite3.connect(tmp_path / "l.db")) as db:  # what a crash would leave
+            before = db.execute("SELECT before FROM rows WHERE row = ?",
+                                (entry.row,)).fetchone()[0]
+        committed_marks.append(Entry(row=entry.row, status=IN_DOUBT, record_id=entry.record_id,
+                                     before=json.loads(before) if before else None))
+
+    monkeypatch.setattr(RowContext, "mark_in_doubt", mark_and_look)
+    await run_job(sandbox, path, ledger=tmp_path / "l.db")
+
+    assert len(committed_marks) == 4
+    for entry in committed_marks:
+        assert entry.before == {"name": old[entry.record_id]}
