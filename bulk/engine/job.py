@@ -207,10 +207,18 @@ class Job:
         self._begin_stop()
 
     def _record(self, entry: Entry) -> None:
+        self._write(self._ledger.record, entry)  # commits when the batch is full
+
+    def _commit(self) -> bool:
+        return self._write(self._ledger.commit)
+
+    def _write(self, write: Callable[..., None], *args: Any) -> bool:
         try:
-            self._ledger.record(entry)  # commits when the batch is full: that may fail
+            write(*args)
         except LedgerWriteError as exc:
-            self._ledger_failed(exc)  # the entry stays buffered, for a later commit
+            self._ledger_failed(exc)  # what was not written stays buffered, for later
+            return False
+        return True
 
     def _begin_stop(self) -> None:
         self._stopping = True
@@ -246,10 +254,7 @@ class Job:
             for task in (feeder, flusher, stop_wait, *workers):
                 task.cancel()
             await asyncio.gather(feeder, flusher, stop_wait, everyone, return_exceptions=True)
-            try:
-                self._ledger.commit()
-            except LedgerWriteError as exc:
-                self._ledger_failed(exc)
+            self._commit()
             self._observer.close()
             self.summary.elapsed = time.monotonic() - started
             self.summary.ledger_counts = self._ledger.counts()
@@ -406,8 +411,5 @@ class Job:
         # Bounds what a crash can lose to the rows finished in the last moment.
         while True:
             await asyncio.sleep(self._flush_every)
-            try:
-                self._ledger.commit()
-            except LedgerWriteError as exc:
-                self._ledger_failed(exc)
+            if not self._commit():
                 return
