@@ -84,7 +84,9 @@ def check_path(path: Path) -> os.stat_result | None:
 
 def _read_header(path: Path) -> bytes:
     # O_NONBLOCK and O_NOFOLLOW: should the path have been swapped for a FIFO or a link
-    # since it was looked at, the open neither blocks nor follows it.
+    # since it was looked at, the open neither blocks nor follows it. (Closing this
+    # descriptor drops any POSIX lock this process's SQLite holds on the same file: a
+    # run reads the header before it opens its connection, and holds the run lock.)
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
@@ -304,8 +306,12 @@ class RunLock:
                     else f"cannot be opened ({exc.strerror})")
             raise ConfigError(f"{self.path}: the ledger's lock file {what}") from None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            found = os.fstat(fd)
+            if not stat.S_ISREG(found.st_mode):
                 raise ConfigError(f"{self.path}: the ledger's lock file is not a regular file")
+            if found.st_nlink != 1:  # it is written to: never through another file's name
+                raise ConfigError(f"{self.path}: the ledger's lock file has other names "
+                                  "(hard links); remove it and run again")
             if self.created:
                 os.fchmod(fd, 0o600)
             try:

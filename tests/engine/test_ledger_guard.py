@@ -198,3 +198,12 @@ def test_without_hard_links_a_new_ledger_is_renamed_into_place(tmp_path, monkeyp
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with open_existing(path) as reader:
         assert "fingerprint" in reader.meta()
+
+
+def test_a_lock_file_with_another_name_is_not_written_through(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me", encoding="utf-8")
+    os.link(precious, tmp_path / "l.db.lock")
+    with pytest.raises(ConfigError, match="lock file has other names"):
+        Ledger(tmp_path / "l.db")
+    assert precious.read_text(encoding="utf-8") == "keep me"
