@@ -19,7 +19,7 @@ Everything here happens before SQLite is allowed to write a byte:
   file at the ledger's path.
 - **Reading opens by path, read-only.** `status` and `export` use SQLite's read-only mode
   through a URI made by `pathlib` (every `#`, `?` and `%` in the name percent-encoded),
-  so they work on a read-only file or directory and never create anything.
+  so they work on a read-only file or directory and never write the ledger.
 """
 
 from __future__ import annotations
@@ -120,7 +120,11 @@ def read_only_uri(path: Path, *, immutable: bool = False) -> str:
 
 
 def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection that creates nothing, on a read-only file or directory too."""
+    """A read-only connection: never writes the ledger; works on a read-only file or folder.
+
+    Beside a ledger at rest (rollback journal) it creates nothing; a WAL-mode one gets
+    the -wal and -shm files SQLite needs to read it, where the folder allows.
+    """
     try:
         db = sqlite3.connect(read_only_uri(path), uri=True, isolation_level=None)
     except sqlite3.Error as exc:
