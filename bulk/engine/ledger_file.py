@@ -203,6 +203,27 @@ def open_read_only(path: Path) -> sqlite3.Connection:
     return db
 
 
+def check_before_run(path: Path) -> None:
+    """Refuse at once, before any long work: a wrong path, or a ledger another run holds.
+
+    Creates nothing. Only a first look: `open_for_run` takes the lock and checks again.
+    """
+    check_path(path)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(f"{path}.lock", flags)
+    except OSError:
+        return  # no lock file (a new ledger), or one `open_for_run` will explain
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            # A shared lock is refused only while someone holds the exclusive one.
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise LedgerInUse(RunLock(path).in_use(os.pread(fd, 4096, 0))) from None
+    finally:
+        os.close(fd)
+
+
 def open_for_run(
     path: Path, setup: Callable[[sqlite3.Connection], None]
 ) -> tuple[sqlite3.Connection, RunLock]:
@@ -321,11 +342,7 @@ class RunLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = _describe_holder(os.pread(fd, 4096, 0))
-                raise LedgerInUse(
-                    f"{self.ledger_path}: in use by another bulk run ({holder}); "
-                    "wait for it to end, or stop it, then run again"
-                ) from None
+                raise LedgerInUse(self.in_use(os.pread(fd, 4096, 0))) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, _holder_record(), 0)
         except BaseException:
@@ -335,6 +352,11 @@ class RunLock:
             os.close(fd)
             raise
         self._fd = fd
+
+    def in_use(self, record: bytes) -> str:
+        """The message for a second run, from what the holder wrote in the lock file."""
+        return (f"{self.ledger_path}: in use by another bulk run ({_describe_holder(record)}); "
+                "wait for it to end, or stop it, then run again")
 
     def release(self, *, remove: bool = False) -> None:
         if self._fd is None:

@@ -24,6 +24,7 @@ from bulk.engine.errors import (
 )
 from bulk.engine.job import Job, Observer, RowContext, Summary, WorkItem
 from bulk.engine.ledger import FAILED, IN_DOUBT, INVALID, OK, UNCHANGED, Entry, Ledger, now_iso
+from bulk.engine.ledger_file import check_before_run
 from bulk.engine.pacing import Pacer
 from bulk.engine.reader import InputFile, RawRow
 from bulk.engine.retry import RetryPolicy, should_retry
@@ -235,6 +236,8 @@ class PreparedJob:
 def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
     """Check the input and tie the ledger to this job. Raises InputError/ConfigError."""
     target = TARGETS[options.target]
+    # Refused before the input is read through: a wrong ledger path, or one in use.
+    check_before_run(options.ledger_path)
     input_file = InputFile(options.input, options.format)
     scanned = input_file.scan()
     columns = scanned.columns

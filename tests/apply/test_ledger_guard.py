@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from bulk.cli import main
+from bulk.engine.errors import InputError, LedgerInUse
 from bulk.engine.job import RowContext
 from bulk.engine.ledger import IN_DOUBT, Entry, Ledger
 from bulk.sandbox import Sandbox
@@ -344,3 +345,16 @@ async def test_the_in_doubt_mark_is_committed_with_the_before_values(sandbox, tm
     assert len(committed_marks) == 4
     for entry in committed_marks:
         assert entry.before == {"name": old[entry.record_id]}
+
+
+async def test_a_ledger_in_use_is_refused_before_the_input_is_read(sandbox, tmp_path) -> None:
+    """At once: the input (here one that would be refused too) is not even read."""
+    path = tmp_path / "r.csv"
+    path.write_text("id,nmae\n" + "a" * 32 + ",x\n", encoding="utf-8")  # a bad column
+    ledger = tmp_path / "l.db"
+    with Ledger(ledger):
+        with pytest.raises(LedgerInUse, match=f"pid {os.getpid()}, since "):
+            await run_job(sandbox, path, ledger=ledger)
+    with pytest.raises(InputError, match="nmae"):  # once free, the input is what is wrong
+        await run_job(sandbox, path, ledger=ledger)
+    assert sandbox.stats.requests == 0
