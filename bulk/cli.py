@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ def main() -> None:
               help="Input format (default: from the file extension).")
 @click.option("--target", type=click.Choice(["runs", "templates"]),
               help="What the rows name: runs (processes) or templates (checklists).")
-@click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--ledger", type=click.Path(path_type=Path),
               help="Result ledger (default: <input>.ledger.db).")
 @click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
 @click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
@@ -198,7 +200,7 @@ def undo(ledger: Path, apply_now: bool, undo_ledger: Path | None, **flags: Any) 
 
 
 @main.command()
-@click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("ledger", type=click.Path(path_type=Path))
 def status(ledger: Path) -> None:
     """Counts by status, the job's fingerprint, start and end times.
 
@@ -218,13 +220,13 @@ def status(ledger: Path) -> None:
 
 
 @main.command()
-@click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("ledger", type=click.Path(path_type=Path))
 @click.option("--status", "only", type=click.Choice(STATUSES), help="Only rows with this status.")
 @click.option("--format", "out_format", type=click.Choice(["jsonl", "csv"]), default="jsonl",
               show_default=True)
-@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
+@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-",
               help="File to write (default: standard output).")
-def export(ledger: Path, only: str | None, out_format: str, output: Any) -> None:
+def export(ledger: Path, only: str | None, out_format: str, output: str) -> None:
     """One line per row: row, id, status, http_status, attempts, error, before, after.
 
     A CSV export of failed rows is a valid input for a re-run.
@@ -234,14 +236,27 @@ def export(ledger: Path, only: str | None, out_format: str, output: Any) -> None
       bulk export renames.csv.ledger.db --status failed --format csv -o retry.csv
       bulk apply --input retry.csv --target runs
     """
-    from bulk.report import export_csv, export_jsonl
+    from bulk.report import export_to
 
     try:
-        book = open_existing(ledger)
+        with open_existing(ledger) as book:
+            export_to(book, output, out_format, only, stdout=sys.stdout)
     except ConfigError as exc:
+        if output == "-":
+            _silence_stdout()
         _fail(str(exc))
-    with book:
-        (export_csv if out_format == "csv" else export_jsonl)(book, output, only)
+
+
+def _silence_stdout() -> None:
+    # What could not be written to a full or closed standard output is still buffered;
+    # without this, the interpreter's last flush at exit would print a traceback-like
+    # "Exception ignored" message and change the exit code.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a real file (a test's capture): nothing will be flushed at exit
 
 
 @main.command()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
+from bulk.engine.errors import ConfigError
 from bulk.engine.ledger import STATUSES, Entry, Ledger
 
 #: The columns every export row has. A CSV export also carries the row's own input
@@ -83,6 +87,43 @@ def export_csv(ledger: Ledger, out: TextIO, status: str | None = None) -> int:
         writer.writerow(cells)
         count += 1
     return count
+
+
+def export_to(
+    ledger: Ledger, destination: str, out_format: str, status: str | None, *, stdout: TextIO
+) -> int:
+    """Write an export to the file `destination` ("-": `stdout`); returns the rows written.
+
+    A device that fills up (ENOSPC on a write or on the close) or any other write error
+    is one line, a ConfigError naming the destination, never a traceback.
+    """
+    write = export_csv if out_format == "csv" else export_jsonl
+    name = "standard output" if destination == "-" else destination
+    if destination != "-" and _is_the_ledger(destination, ledger.path):
+        raise ConfigError(f"{destination}: is the ledger itself (or one of its files); "
+                          "refusing to write the export over it")
+    opened = False
+    try:
+        if destination == "-":
+            count = write(ledger, stdout, status)
+            stdout.flush()  # a full device shows itself here, not at the exit
+            return count
+        with open(destination, "w", encoding="utf-8") as out:
+            opened = True
+            return write(ledger, out, status)
+    except OSError as exc:
+        incomplete = "; what was written of it is incomplete" if opened else ""
+        raise ConfigError(
+            f"{name}: cannot write the export ({exc.strerror or exc}){incomplete}"
+        ) from None
+
+
+def _is_the_ledger(destination: str, ledger: Path) -> bool:
+    for part in (ledger, *(Path(f"{ledger}{suffix}") for suffix in ("-wal", "-shm", ".lock"))):
+        with contextlib.suppress(OSError):
+            if os.path.samefile(destination, part):
+                return True
+    return False
 
 
 def _cell(value: Any) -> str:

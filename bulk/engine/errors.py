@@ -31,6 +31,18 @@ class LedgerMismatch(ConfigError):
     """The ledger belongs to another job (other input, target or org)."""
 
 
+class NotALedger(ConfigError):
+    """The ledger path holds something that is not a bulk ledger; it is left untouched."""
+
+
+class LedgerInUse(ConfigError):
+    """Another process holds the ledger's run lock (a second run on one ledger)."""
+
+
+class LedgerWriteError(ConfigError):
+    """The ledger could not be written (disk full, I/O error): the job stops cleanly."""
+
+
 class HttpError(Exception):
     """The server answered with a status that is not a success."""
 

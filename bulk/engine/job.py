@@ -4,7 +4,9 @@ The job decides which rows to skip on resume, records every outcome in the ledge
 handles stopping: `interrupt()` (first Ctrl-C or SIGTERM) stops taking rows and lets
 in-flight rows finish within a grace period; a second `interrupt()` stops at once;
 `abort()` (a 401, say) stops like the first interrupt and marks the job aborted. All
-three are plain methods, so tests call them directly.
+three are plain methods, so tests call them directly. A ledger that cannot be written
+(disk full) stops the job like the first interrupt too, and `run()` then raises that
+`LedgerWriteError`: a row whose in-doubt mark was not committed never sends its write.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from bulk.engine.errors import AuthError
+from bulk.engine.errors import AuthError, LedgerWriteError
 from bulk.engine.ledger import FAILED, IN_DOUBT, PENDING, RETRYABLE, TERMINAL, Entry, Ledger
 
 log = logging.getLogger(__name__)
@@ -180,6 +182,7 @@ class Job:
         self._busy: set[asyncio.Task[Any]] = set()
         self._feed_error: BaseException | None = None
         self._worker_error: BaseException | None = None
+        self._ledger_error: LedgerWriteError | None = None
         self._stop: asyncio.Event | None = None
         self._hard_stop: asyncio.Event | None = None
 
@@ -198,6 +201,26 @@ class Job:
         if self.summary.aborted is None:
             self.summary.aborted = reason
         self._begin_stop()
+
+    def _ledger_failed(self, exc: LedgerWriteError) -> None:
+        """The ledger cannot be written: take no more rows (outcomes could not be kept)."""
+        if self._ledger_error is None:
+            self._ledger_error = exc
+        self._begin_stop()
+
+    def _record(self, entry: Entry) -> None:
+        self._write(self._ledger.record, entry)  # commits when the batch is full
+
+    def _commit(self) -> bool:
+        return self._write(self._ledger.commit)
+
+    def _write(self, write: Callable[..., None], *args: Any) -> bool:
+        try:
+            write(*args)
+        except LedgerWriteError as exc:
+            self._ledger_failed(exc)  # what was not written stays buffered, for later
+            return False
+        return True
 
     def _begin_stop(self) -> None:
         self._stopping = True
@@ -233,10 +256,12 @@ class Job:
             for task in (feeder, flusher, stop_wait, *workers):
                 task.cancel()
             await asyncio.gather(feeder, flusher, stop_wait, everyone, return_exceptions=True)
-            self._ledger.commit()
+            self._commit()
             self._observer.close()
             self.summary.elapsed = time.monotonic() - started
             self.summary.ledger_counts = self._ledger.counts()
+        if self._ledger_error is not None:
+            raise self._ledger_error
         if self._feed_error is not None:
             raise self._feed_error
         if self._worker_error is not None:
@@ -341,6 +366,12 @@ class Job:
             self.abort(f"authentication failed: {exc.describe()}")
             self._leave_unfinished(item, context, str(exc.describe()), exc.status)
             return
+        except LedgerWriteError as exc:
+            # Its in-doubt mark was not committed, so its write was not sent.
+            self._ledger_failed(exc)
+            self._leave_unfinished(item, context, "stopped: the ledger could not be written",
+                                   None)
+            return
         except asyncio.CancelledError:
             self._leave_unfinished(item, context, "stopped before the row finished", None)
             raise
@@ -349,7 +380,7 @@ class Job:
             entry = self._internal_error(item, context, exc)
         if was_in_doubt and entry.status in TERMINAL:
             self.summary.settled += 1
-        self._ledger.record(entry)
+        self._record(entry)
         self.summary.done[entry.status] += 1
         self._observer.advance(entry)
 
@@ -376,12 +407,11 @@ class Job:
         # left pending, so the next run does it again.
         if context.in_doubt:
             return
-        self._ledger.record(
-            Entry(row=item.row, status=PENDING, error=error, http_status=http_status)
-        )
+        self._record(Entry(row=item.row, status=PENDING, error=error, http_status=http_status))
 
     async def _flush_periodically(self) -> None:
         # Bounds what a crash can lose to the rows finished in the last moment.
         while True:
             await asyncio.sleep(self._flush_every)
-            self._ledger.commit()
+            if not self._commit():
+                return

@@ -9,11 +9,16 @@ lets every worker that reaches that point in the same event-loop turn share one 
 A crash therefore loses at most the last short batch of *finished* rows, and those rows
 are simply done again on resume (their records already show the change, so no second
 write is sent).
+
+Which files may be opened as a ledger, the run lock, and how a new ledger is created are
+in `ledger_file`. A write that fails (disk full, say) raises `LedgerWriteError`, and the
+entries not written stay buffered, in order, for a later commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -23,7 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bulk.engine.errors import ConfigError, LedgerMismatch
+from bulk.engine.errors import ConfigError, LedgerMismatch, LedgerWriteError
+from bulk.engine.ledger_file import APPLICATION_ID, RunLock, open_for_run, open_read_only
 
 PENDING = "pending"
 IN_DOUBT = "in_doubt"
@@ -124,27 +130,43 @@ COLUMNS = (
 )
 
 
-class Ledger:
-    """The ledger file. Synchronous and used from the event loop's thread only."""
+def _set_up(db: sqlite3.Connection) -> None:
+    """Tables and stamp of a new ledger (or of one written before the stamp)."""
+    db.executescript(SCHEMA)
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
-    def __init__(self, path: str | Path, *, batch_size: int = 500) -> None:
+
+class Ledger:
+    """The ledger file. Synchronous and used from the event loop's thread only.
+
+    Opened for a run (the default), it is locked against any other run until closed and
+    created if new; opened `read_only` (status, export), it is neither locked nor changed.
+    """
+
+    def __init__(
+        self, path: str | Path, *, batch_size: int = 500, read_only: bool = False
+    ) -> None:
         self.path = Path(path)
         self.batch_size = batch_size
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise ConfigError(f"{self.path}: cannot open the ledger ({exc})") from None
+        self.read_only = read_only
+        self._buffer: list[tuple[Any, ...]] = []
+        self._commit_waiters: asyncio.Future[None] | None = None
+        self._lock: RunLock | None = None
+        if read_only:
+            self._db = open_read_only(self.path)
+            return
+        self._db, self._lock = open_for_run(self.path, _set_up)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a commit survives the process being killed (it is in the
             # OS's hands); only a power cut could lose the very last commits.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
+            if self._db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                _set_up(self._db)  # a ledger from before the stamp (checked to be ours)
         except sqlite3.Error as exc:
             self._db.close()
+            self._lock.release()
             raise ConfigError(f"{self.path}: not a usable ledger ({exc})") from None
-        self._buffer: list[tuple[Any, ...]] = []
-        self._commit_waiters: asyncio.Future[None] | None = None
 
     # -- job identity -------------------------------------------------------------
     def meta(self) -> dict[str, str]:
@@ -179,6 +201,8 @@ class Ledger:
     # -- writing --------------------------------------------------------------------
     def record(self, entry: Entry) -> None:
         """Buffer one entry; committed with the next batch."""
+        if self.read_only:
+            raise ConfigError(f"{self.path}: opened read-only, for reading")
         stamp = now_iso()
         self._buffer.append(
             (
@@ -213,9 +237,12 @@ class Ledger:
         try:
             self.commit()
         except Exception as exc:
+            # Handed to every waiter (none of their writes may be sent); raised from
+            # this callback it would only reach the loop's handler, as a traceback.
             if waiters is not None and not waiters.done():
                 waiters.set_exception(exc)
-            raise
+                waiters.exception()  # retrieved even if every waiter was cancelled
+            return
         if waiters is not None and not waiters.done():
             waiters.set_result(None)
 
@@ -235,13 +262,22 @@ class Ledger:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction; any SQLite failure becomes a one-line LedgerWriteError."""
         try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise LedgerWriteError(
+                f"{self.path}: cannot write to the ledger ({exc}); stopped, keeping all it "
+                "had recorded: run the same command again to resume once it can be written"
+            ) from None
 
     # -- reading --------------------------------------------------------------------
     def get(self, row: int) -> Entry | None:
@@ -289,8 +325,23 @@ class Ledger:
         return self._db.execute(query, args).fetchone()[0]
 
     def close(self) -> None:
-        self.commit()
-        self._db.close()
+        """Commit what is buffered (raises if that fails), close, release the run lock."""
+        try:
+            self.commit()
+        finally:
+            if not self.read_only:
+                self._rest()
+            self._db.close()
+            if self._lock is not None:
+                self._lock.release()
+
+    def _rest(self) -> None:
+        # At rest the ledger is one plain file (rollback journal, no -wal or -shm), which
+        # `status` can then read with nothing created beside it, from a read-only
+        # directory too. Skipped, quietly, while a reader has it open or if it fails.
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA busy_timeout = 0")
+            self._db.execute("PRAGMA journal_mode = DELETE")
 
     def __enter__(self) -> Ledger:
         return self
@@ -300,22 +351,8 @@ class Ledger:
 
 
 def open_existing(path: str | Path) -> Ledger:
-    """Open a ledger that must already exist (for status and export)."""
-    if not Path(path).is_file():
-        raise ConfigError(f"{path}: no such ledger")
-    # Look before opening for writing: opening creates the tables, and another SQLite
-    # file that someone points `bulk status` at must not be changed.
-    try:
-        probe = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
-        try:
-            found = probe.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
-        finally:
-            probe.close()
-    except sqlite3.DatabaseError:
-        found = None
-    if found is None:
-        raise ConfigError(f"{path}: not a bulk ledger")
-    return Ledger(path)
+    """Open, read-only and without locking, a ledger that must exist (status, export)."""
+    return Ledger(path, read_only=True)
 
 
 def _mismatch(path: Path, stored: dict[str, str], wanted: dict[str, str]) -> str:

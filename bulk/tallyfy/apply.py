@@ -37,6 +37,7 @@ from bulk.engine.ledger import (
     Ledger,
     now_iso,
 )
+from bulk.engine.ledger_file import check_before_run
 from bulk.engine.pacing import Pacer
 from bulk.engine.reader import InputFile, RawRow
 from bulk.engine.retry import RetryPolicy, should_retry
@@ -220,10 +221,11 @@ class RowApplier:
                 state.before, state.after = plan.before, plan.after
                 marked = context.doubt_entry
                 if marked is None or (marked.before, marked.after) != (plan.before, plan.after):
-                    mark = _entry(base, IN_DOUBT, state, read.status, read.request_id)
-                    # The mark carries them: a crash after the PUT lands must not lose them.
-                    mark.before, mark.after = plan.before, plan.after
-                    await context.mark_in_doubt(mark)
+                    # The mark carries them (see _entry): a crash after the PUT lands
+                    # must not lose them.
+                    await context.mark_in_doubt(
+                        _entry(base, IN_DOUBT, state, read.status, read.request_id)
+                    )
             if holding_slot:
                 await self.client.http.cooled()  # a 429 meanwhile still holds everyone
             else:
@@ -272,7 +274,8 @@ class RowApplier:
 def _entry(
     base: Entry, status: str, state: _RowState, http_status: int | None, request_id: str | None
 ) -> Entry:
-    changed = status in (OK, IN_DOUBT, FAILED) and state.sent
+    # The in-doubt mark is made before `sent` is set, and must carry the before-values.
+    changed = status == IN_DOUBT or (status in (OK, FAILED) and state.sent)
     return Entry(
         row=base.row,
         status=status,
@@ -304,6 +307,8 @@ def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
     """Check the input and tie the ledger to this job. Raises InputError/ConfigError."""
     require_resend_switch()  # before the ledger is touched or anything is sent
     target = TARGETS[options.target]
+    # Refused before the input is read through: a wrong ledger path, or one in use.
+    check_before_run(options.ledger_path)
     input_file = InputFile(options.input, options.format)
     scanned = input_file.scan()
     columns = scanned.columns

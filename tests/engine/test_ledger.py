@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bulk.engine.errors import ConfigError, LedgerMismatch
+from bulk.engine.errors import ConfigError, LedgerMismatch, LedgerWriteError
 from bulk.engine.ledger import (
     CONFLICT,
     FAILED,
@@ -190,7 +190,7 @@ def test_a_failed_commit_keeps_the_entries_buffered(ledger):
     with closing(sqlite3.connect(ledger.path, timeout=0, isolation_level=None)) as other:
         other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
         ledger._db.execute("PRAGMA busy_timeout = 0")
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with pytest.raises(LedgerWriteError, match=r"cannot write to the ledger.*locked"):
             ledger.commit()
         other.execute("ROLLBACK")
     ledger.commit()  # the entries were not lost with the failed attempt
