@@ -538,7 +538,7 @@ def _prerun_object(value: Any) -> dict[str, Any]:
             raise _Bad(f"kick-off field ids are 32 hex characters, got {_show(key)}")
         if timeline_id in checked:
             raise _Bad(f"kick-off field {timeline_id} is given twice")
-        checked[timeline_id] = item
+        checked[timeline_id] = _prerun_value_json(item)
     return checked
 
 
