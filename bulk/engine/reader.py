@@ -77,7 +77,7 @@ class InputFile:
         digest = hashlib.sha256()
         raw, identity = open_regular(self.path, self.name)  # closed with the wrapper below
         # The hash is taken from the very bytes the parser reads, so one pass does both.
-        watched = WatchedRaw(raw, digest, self.name, identity)
+        watched = WatchedRaw(raw, digest, self.name, identity, checking=True)
         buffered = io.BufferedReader(watched, buffer_size=_BUFFER)
         with self._text(buffered) as text, self._failures() as state:
             if self.format == "csv":
@@ -380,7 +380,8 @@ def _describe_bad_utf8(path: Path, name: str) -> str:
     """Find the first line that is not UTF-8; only ever run once, on the way to an error."""
     # A multi-byte UTF-8 sequence never contains the byte "\n", so lines decode independently.
     try:
-        with open(path, "rb") as binary:
+        raw, _identity = open_regular(path, name)
+        with io.BufferedReader(raw) as binary:
             for line_no, line in enumerate(binary, 1):
                 try:
                     line.decode("utf-8")
@@ -389,7 +390,7 @@ def _describe_bad_utf8(path: Path, name: str) -> str:
                         f"{name}: line {line_no} is not valid UTF-8 (byte 0x{line[exc.start]:02x} "
                         f"at column {exc.start + 1}); save the file as UTF-8"
                     )
-    except OSError:
+    except (InputError, OSError):
         pass
     return f"{name}: is not valid UTF-8; save the file as UTF-8"
 

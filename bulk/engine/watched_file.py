@@ -85,7 +85,7 @@ class WatchedRaw(io.RawIOBase):
     compared with ``expected``; on a difference the read raises InputError, so none of
     the bytes of that read (nor any later one) becomes a row. At the end of the file the
     hash is compared with ``expected_sha256`` when given: that catches an edit the
-    timestamps could not show.
+    timestamps could not show. ``checking``: this is scan()'s pass, before any request.
     """
 
     def __init__(
@@ -95,6 +95,8 @@ class WatchedRaw(io.RawIOBase):
         name: str,
         expected: FileIdentity,
         expected_sha256: str | None = None,
+        *,
+        checking: bool = False,
     ) -> None:
         self._raw = raw
         self._fd = raw.fileno()
@@ -102,6 +104,7 @@ class WatchedRaw(io.RawIOBase):
         self._name = name
         self._expected = expected
         self._expected_sha256 = expected_sha256
+        self._checking = checking
 
     def readable(self) -> bool:
         return True
@@ -109,6 +112,12 @@ class WatchedRaw(io.RawIOBase):
     def readinto(self, buffer: Any) -> int | None:
         n = self._raw.readinto(buffer)
         now = FileIdentity.of(os.fstat(self._fd))
+        if now != self._expected and self._checking:
+            raise InputError(
+                f"{self._name}: the file changed while it was being checked "
+                f"({now.change_from(self._expected)}); nothing was sent; run the same command "
+                "again once nothing is writing to it"
+            )
         if now != self._expected:
             raise InputError(
                 f"{self._name}: the file changed while the job was reading it "

@@ -152,6 +152,25 @@ def test_file_edited_while_rows_are_read_stops_before_any_changed_row(
     assert [row.number for row in seen] == list(range(1, len(seen) + 1))
 
 
+def test_file_written_while_it_is_checked_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An export still being written when the job starts: the scan's own pass notices.
+    path = tmp_path / "export.csv"
+    path.write_text(f"id,name\n{RUN_A},First\n")
+
+    def open_then_append(target: Path, name: str) -> tuple[io.FileIO, FileIdentity]:
+        opened = open_regular(target, name)
+        with path.open("a") as more:
+            more.write(f"{RUN_A},Second\n")
+        return opened
+
+    monkeypatch.setattr(reader, "open_regular", open_then_append)
+    message = scan_error(path)
+    assert "the file changed while it was being checked (its size went from" in message
+    assert "nothing was sent" in message
+
+
 def test_content_change_the_times_missed_is_caught_by_the_hash(tmp_path: Path) -> None:
     # Timestamps can miss an edit (a coarse clock); the hash of what was read cannot.
     path = tmp_path / "rename.csv"
