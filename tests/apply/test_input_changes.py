@@ -57,6 +57,7 @@ async def test_input_edited_during_the_job_stops_it_before_any_edited_row(
         with pytest.raises(InputError) as caught:
             await execute(prepared, observer=observer)
         entries = {entry.row: entry for entry in prepared.ledger.entries()}
+        outcome = prepared.ledger.meta()["outcome"]
     finally:
         prepared.ledger.close()
 
@@ -64,6 +65,7 @@ async def test_input_edited_during_the_job_stops_it_before_any_edited_row(
     assert "long.csv: the file changed while the job was reading it" in message
     assert "stopped before using any row read after the change" in message
     assert "\n" not in message
+    assert outcome == "stopped: the input file changed or became unreadable"
     # Rows read before the edit were applied; none read after it, and the edited row never.
     done = sorted(row for row, entry in entries.items() if entry.status == "ok")
     assert done == list(range(1, len(done) + 1)) and 1 < len(done) < 40
