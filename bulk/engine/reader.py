@@ -8,6 +8,7 @@ Neither keeps more than one row in memory.
 Problems with one row (a ragged CSV line, a JSONL line that is not an object) do not stop the
 file: the row comes out with ``error`` set and the job records it as invalid. Problems that make
 the row boundaries or the text itself uncertain (bad UTF-8, broken quoting) stop the file.
+Opening, encoding sniffing and noticing a file that changes while read are in watched_file.
 """
 
 from __future__ import annotations
@@ -260,12 +261,15 @@ def _jsonl_lines(text: io.TextIOWrapper, *, deep: bool) -> Iterator[tuple[int, A
     """
     decode = _DECODER.decode
     limit = MAX_LINE
+    # A value cannot nest deeper than the line is long: shorter lines skip the depth check.
+    deep_from = MAX_JSON_DEPTH if deep else limit
     readline = text.readline
     line_no = 0
     # readline with a limit never builds a string longer than it, however long the line.
     for line in iter(partial(readline, limit + 1), ""):
         line_no += 1
-        if len(line) > limit:
+        size = len(line)
+        if size > limit:
             if not line.endswith("\n"):
                 _skip_line(readline, limit)
             yield line_no, _BadJson(
@@ -282,7 +286,7 @@ def _jsonl_lines(text: io.TextIOWrapper, *, deep: bool) -> Iterator[tuple[int, A
         except RecursionError:  # the C decoder recurses once per level
             yield line_no, _BadJson(_TOO_DEEP)
         else:
-            if deep and json_too_deep(line, value):
+            if size > deep_from and json_too_deep(line, value):
                 yield line_no, _BadJson(_TOO_DEEP)
             else:
                 yield line_no, value
