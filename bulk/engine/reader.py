@@ -8,6 +8,7 @@ Neither keeps more than one row in memory.
 Problems with one row (a ragged CSV line, a JSONL line that is not an object) do not stop the
 file: the row comes out with ``error`` set and the job records it as invalid. Problems that make
 the row boundaries or the text itself uncertain (bad UTF-8, broken quoting) stop the file.
+Opening, encoding sniffing and noticing a file that changes while read are in watched_file.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bulk.engine.errors import InputError
+from bulk.engine.watched_file import FileIdentity, WatchedRaw, check_same_file, open_regular
 
 FORMATS = ("csv", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -30,6 +33,13 @@ _FORMAT_ALIASES = {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl"}
 # Large reads keep the per-byte cost of Python-level I/O negligible on million-row files while
 # staying far below any memory concern.
 _BUFFER = 1 << 20
+#: The longest JSONL line read (in characters, its line break included): a longer one is an
+#: invalid row, skipped without ever being held whole in memory.
+MAX_LINE = 10_000_000
+#: The deepest nesting of arrays and objects accepted in a JSON value. Tallyfy's own values
+#: nest a few levels; far deeper ones could not even be written back to the ledger, since
+#: Python's JSON encoder recurses once per level.
+MAX_JSON_DEPTH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +67,8 @@ class InputFile:
         self.path = Path(path)
         self.name = self.path.name or str(path)
         self.format = _pick_format(self.path, self.name, format)
+        # The file as scan() found it: rows() refuses to read anything else.
+        self._checked: tuple[FileIdentity, str] | None = None
 
     def scan(self) -> InputSummary:
         """Check the whole file, count its rows and hash it, in one streaming pass.
@@ -64,12 +76,10 @@ class InputFile:
         Raises InputError (one line, naming the file) when the file cannot be used at all.
         """
         digest = hashlib.sha256()
-        try:
-            raw = open(self.path, "rb", buffering=0)  # closed with the wrapper below
-        except OSError as exc:
-            raise self._os_error(exc) from None
+        raw, identity = open_regular(self.path, self.name)  # closed with the wrapper below
         # The hash is taken from the very bytes the parser reads, so one pass does both.
-        buffered = io.BufferedReader(_HashingRaw(raw, digest), buffer_size=_BUFFER)
+        watched = WatchedRaw(raw, digest, self.name, identity, checking=True)
+        buffered = io.BufferedReader(watched, buffer_size=_BUFFER)
         with self._text(buffered) as text, self._failures() as state:
             if self.format == "csv":
                 columns, count = self._scan_csv(text, state)
@@ -79,12 +89,16 @@ class InputFile:
             if self.format == "csv":
                 raise InputError(f"{self.name}: has a header row but no data rows")
             raise InputError(f"{self.name}: has no rows (no JSON object lines)")
+        self._checked = (identity, digest.hexdigest())
         return InputSummary(self.path, self.format, digest.hexdigest(), count, columns)
 
     def rows(self) -> Iterator[RawRow]:
         """Yield every data row in file order, numbered as scan() counts them.
 
         The file is opened on the first next() and closed when the iterator ends or is closed.
+        After scan(), it must be the file scan() checked: if it was replaced or edited since,
+        or is edited while it is read, InputError stops the rows before any row read after
+        the change.
         """
         if self.format == "csv":
             return self._csv_rows()
@@ -143,7 +157,7 @@ class InputFile:
     def _scan_jsonl(self, text: io.TextIOWrapper) -> tuple[tuple[str, ...], int]:
         seen: dict[str, None] = {}
         count = 0
-        for _line, value in _jsonl_lines(text):
+        for _line, value in _jsonl_lines(text, deep=False):
             count += 1
             if isinstance(value, dict) and not seen.keys() >= value.keys():
                 seen.update(dict.fromkeys(value))
@@ -152,14 +166,14 @@ class InputFile:
     def _jsonl_rows(self) -> Iterator[RawRow]:
         with self._open_text() as text, self._failures():
             number = 0
-            for line, value in _jsonl_lines(text):
+            for line, value in _jsonl_lines(text, deep=True):
                 number += 1
                 if isinstance(value, dict):
                     yield RawRow(number, value)
                     continue
                 where = f"{self.name}: row {number} (line {line})"
                 if isinstance(value, _BadJson):
-                    yield RawRow(number, {}, f"{where}: not valid JSON: {value.reason}")
+                    yield RawRow(number, {}, f"{where}: {value.message}")
                 else:
                     kind = _json_kind(value)
                     yield RawRow(number, {}, f"{where}: expected a JSON object, got {kind}")
@@ -167,11 +181,17 @@ class InputFile:
     # -- shared ------------------------------------------------------------------------------
 
     def _open_text(self) -> io.TextIOWrapper:
-        try:
-            raw = open(self.path, "rb", buffering=_BUFFER)
-        except OSError as exc:
-            raise self._os_error(exc) from None
-        return self._text(raw)
+        raw, identity = open_regular(self.path, self.name)
+        expected_sha256 = None
+        if self._checked is not None:
+            checked, expected_sha256 = self._checked
+            try:
+                check_same_file(self.name, identity, checked)
+            except InputError:
+                raw.close()
+                raise
+        watched = WatchedRaw(raw, hashlib.sha256(), self.name, identity, expected_sha256)
+        return self._text(io.BufferedReader(watched, buffer_size=_BUFFER))
 
     def _text(self, binary: io.BufferedIOBase) -> io.TextIOWrapper:
         # utf-8-sig drops a leading BOM (Excel writes one); CSV needs newline="" so that line
@@ -191,6 +211,8 @@ class InputFile:
         except UnicodeDecodeError:
             raise InputError(_describe_bad_utf8(self.path, self.name)) from None
         except csv.Error as exc:
+            if "field limit" in str(exc):
+                raise InputError(self._oversized_cell()) from None
             line = state.reader.line_num if state.reader is not None else "?"
             raise InputError(
                 f"{self.name}: line {line}: broken CSV quoting ({exc}); "
@@ -198,6 +220,26 @@ class InputFile:
             ) from None
         except OSError as exc:
             raise self._os_error(exc) from None
+
+    def _oversized_cell(self) -> str:
+        """Say which record holds a cell over the csv module's limit; run once, on the way out.
+
+        The limit also bounds what an unclosed quote can swallow, so it is kept, and the
+        message names that likelier cause along with the record where the cell starts.
+        """
+        limit = csv.field_size_limit()
+        where = "a row"
+        try:
+            raw, _identity = open_regular(self.path, self.name)
+            with self._text(io.BufferedReader(raw, buffer_size=_BUFFER)) as text:
+                where = _locate_csv_failure(csv.reader(text, strict=True))
+        except (InputError, OSError, UnicodeDecodeError):
+            pass
+        return (
+            f"{self.name}: {where}: a cell is longer than {limit:,} characters, the most a "
+            "CSV cell may hold; most often a quote (\") opened there and never closed, which "
+            "runs the cell on over the lines after it; fix the file"
+        )
 
     def _os_error(self, exc: OSError) -> InputError:
         reason = exc.strerror or exc.__class__.__name__
@@ -211,48 +253,82 @@ class _State:
         self.reader: Any = None
 
 
-def _jsonl_lines(text: io.TextIOWrapper) -> Iterator[tuple[int, Any]]:
-    """Yield (physical line, parsed value or _BadJson) for every non-blank line."""
+def _jsonl_lines(text: io.TextIOWrapper, *, deep: bool) -> Iterator[tuple[int, Any]]:
+    """Yield (physical line, parsed value or _BadJson) for every non-blank line.
+
+    ``deep``: also refuse values nested deeper than MAX_JSON_DEPTH (rows() needs it; a scan
+    only counts lines).
+    """
     decode = _DECODER.decode
+    limit = MAX_LINE
+    # A value cannot nest deeper than the line is long: shorter lines skip the depth check.
+    deep_from = MAX_JSON_DEPTH if deep else limit
+    readline = text.readline
     line_no = 0
-    for line in text:
+    # readline with a limit never builds a string longer than it, however long the line.
+    for line in iter(partial(readline, limit + 1), ""):
         line_no += 1
+        size = len(line)
+        if size > limit:
+            if not line.endswith("\n"):
+                _skip_line(readline, limit)
+            yield line_no, _BadJson(
+                f"the line is longer than {limit:,} characters, the most a JSONL line may hold",
+                prefix="",
+            )
+            continue
         if line.isspace():
             continue
         try:
-            yield line_no, decode(line)
+            value = decode(line)
         except ValueError:  # JSONDecodeError, and NaN/Infinity refused
             yield line_no, _BadJson(_json_reason(line))
+        except RecursionError:  # the C decoder recurses once per level
+            yield line_no, _BadJson(_TOO_DEEP)
+        else:
+            if size > deep_from and json_too_deep(line, value):
+                yield line_no, _BadJson(_TOO_DEEP)
+            else:
+                yield line_no, value
 
 
-class _HashingRaw(io.RawIOBase):
-    """A raw stream that feeds every byte it reads into a hash."""
+def _skip_line(readline: Callable[[int], str], limit: int) -> None:
+    """Read past the rest of an over-long line, a bounded piece at a time."""
+    while True:
+        piece = readline(limit)
+        if not piece or piece.endswith("\n"):
+            return
 
-    def __init__(self, raw: io.FileIO, digest: Any) -> None:
-        self._raw = raw
-        self._digest = digest
 
-    def readable(self) -> bool:
-        return True
+_TOO_DEEP = f"arrays and objects nested more than {MAX_JSON_DEPTH} levels deep"
 
-    def readinto(self, buffer: Any) -> int | None:
-        n = self._raw.readinto(buffer)
-        if n:
-            self._digest.update(memoryview(buffer)[:n])
-        return n
 
-    def close(self) -> None:
-        try:
-            self._raw.close()
-        finally:
-            super().close()
+def json_too_deep(text: str, value: Any) -> bool:
+    """True when ``value``, parsed from ``text``, nests more than MAX_JSON_DEPTH levels.
+
+    Cheap for ordinary text: a value cannot nest deeper than it has opening brackets, so
+    the walk only runs for text with that many of them.
+    """
+    if len(text) <= MAX_JSON_DEPTH or text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    # Iterative, so that checking for deep nesting cannot itself recurse too deeply.
+    if not isinstance(value, list | dict):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, list | dict))
+    return False
 
 
 class _BadJson:
-    __slots__ = ("reason",)
+    __slots__ = ("message",)
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    def __init__(self, reason: str, prefix: str = "not valid JSON: ") -> None:
+        self.message = prefix + reason
 
 
 def _pick_format(path: Path, name: str, format: str | None) -> str:
@@ -288,11 +364,28 @@ def _check_header(name: str, columns: tuple[str, ...]) -> None:
         seen.add(column)
 
 
+def _locate_csv_failure(reader: Any) -> str:
+    """'row N (line L)' of the record on which ``reader`` raises csv.Error."""
+    number = end = 0
+    header = False
+    try:
+        for record in reader:
+            end = reader.line_num
+            if _blank(record):
+                continue
+            number += header
+            header = True
+    except csv.Error:
+        pass
+    return f"row {number + 1} (line {end + 1})" if header else f"the header (line {end + 1})"
+
+
 def _describe_bad_utf8(path: Path, name: str) -> str:
     """Find the first line that is not UTF-8; only ever run once, on the way to an error."""
     # A multi-byte UTF-8 sequence never contains the byte "\n", so lines decode independently.
     try:
-        with open(path, "rb") as binary:
+        raw, _identity = open_regular(path, name)
+        with io.BufferedReader(raw) as binary:
             for line_no, line in enumerate(binary, 1):
                 try:
                     line.decode("utf-8")
@@ -301,7 +394,7 @@ def _describe_bad_utf8(path: Path, name: str) -> str:
                         f"{name}: line {line_no} is not valid UTF-8 (byte 0x{line[exc.start]:02x} "
                         f"at column {exc.start + 1}); save the file as UTF-8"
                     )
-    except OSError:
+    except (InputError, OSError):
         pass
     return f"{name}: is not valid UTF-8; save the file as UTF-8"
 
@@ -338,4 +431,5 @@ def _json_kind(value: Any) -> str:
     return "a number"
 
 
-__all__ = ["FORMATS", "InputFile", "InputSummary", "RawRow"]
+__all__ = ["FORMATS", "MAX_JSON_DEPTH", "MAX_LINE", "InputFile", "InputSummary", "RawRow",
+           "json_too_deep"]

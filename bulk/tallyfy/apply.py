@@ -389,7 +389,14 @@ async def execute(
         if on_job is not None:
             on_job(runner)
         with _signals(runner) if install_signals else contextlib.nullcontext():
-            summary = await runner.run()
+            try:
+                summary = await runner.run()
+            except InputError:
+                # The input changed under the job (it was checked whole before): the ledger
+                # says the job stopped, not that it is still running or crashed.
+                job.ledger.set_meta(finished_at=now_iso(),
+                                    outcome="stopped: the input file changed or became unreadable")
+                raise
         summary.dry_run = options.dry_run
         summary.requests = client.http.requests
     job.ledger.set_meta(finished_at=now_iso(), outcome=summary.outcome)

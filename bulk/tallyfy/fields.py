@@ -11,7 +11,6 @@ must have the field's JSON type; ``null`` means "leave unchanged".
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -56,6 +55,7 @@ from bulk.tallyfy.values import (
     Converter,
     converters_for,
     delta_converters,
+    json_cell,
     prerun_value_json,
     prerun_value_text,
     show,
@@ -282,7 +282,9 @@ def _object_converters(target: Target, wrap: Callable[[Any], Any] | None
 
     def from_text(value: str) -> dict[str, Any]:
         try:
-            parsed = json.loads(value)
+            parsed = json_cell(value)  # NaN refused, nesting bounded (BadValue)
+        except BadValue:
+            raise
         except ValueError:
             raise BadValue(f"expected a JSON object, got {show(value)}") from None
         return from_json(parsed)

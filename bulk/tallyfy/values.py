@@ -8,10 +8,12 @@ converter returns the value typed, or raises ``BadValue`` saying what was expect
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from bulk.engine.reader import MAX_JSON_DEPTH, json_too_deep
 from bulk.tallyfy.targets import (
     BOOL,
     GROUPS,
@@ -32,6 +34,13 @@ def _refuse_constant(token: str) -> Any:
 
 # JSON read from cells; NaN and Infinity are refused since the request body could not carry them.
 _JSON = json.JSONDecoder(parse_constant=_refuse_constant).decode
+# Control characters other than tab and line breaks (CR only as part of CRLF, the line break
+# of multi-line cells saved on Windows): in a text value they are almost always a damaged
+# or mis-encoded file, and the API would store them as they are. C1 controls (U+0080-U+009F)
+# are what Windows-1252 text read as Latin-1 turns into.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)").search
+_CONTROL_NAMES = {0: "NUL", 0x1B: "ESC", 0x7F: "DEL"}
+_TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
 _BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
@@ -66,6 +75,8 @@ def _text_converters(spec: FieldSpec) -> tuple[Converter, Converter]:
     def from_text(value: str) -> str:
         if limit is not None and len(value) > limit:
             raise BadValue(f"{len(value)} characters; {name} allows at most {limit}")
+        if not value.isprintable():  # a tab or a line break, or a control character
+            _refuse_control_characters(value)
         return value
 
     def from_json(value: Any) -> str:
@@ -119,6 +130,8 @@ def _group(value: Any) -> str:
 
 def _string_item(value: Any) -> str:
     if value.__class__ is str and value.strip():
+        if not value.isprintable():
+            _refuse_control_characters(value)
         return value
     raise BadValue(f"expected a non-empty string, got {show(value)}")
 
@@ -126,6 +139,7 @@ def _string_item(value: Any) -> str:
 def _url(value: Any) -> str:
     if value.__class__ is str:
         url = value.strip()
+        _refuse_control_characters(url)
         try:
             parts = urlsplit(url)
             host = parts.hostname
@@ -144,7 +158,9 @@ def split_text_list(value: str, *, allow_empty: bool = False) -> list[Any]:
     cell = value.strip()
     if cell.startswith("["):
         try:
-            items = _JSON(cell)
+            items = json_cell(cell)
+        except BadValue:
+            raise
         except ValueError:
             raise BadValue(f"not a valid JSON array: {show(value)}") from None
         if not isinstance(items, list):
@@ -203,13 +219,15 @@ def _prerun_object(value: Any) -> dict[str, Any]:
             raise BadValue(f"kick-off field ids are 32 hex characters, got {show(key)}")
         if timeline_id in checked:
             raise BadValue(f"kick-off field {timeline_id} is given twice")
-        checked[timeline_id] = item
+        checked[timeline_id] = prerun_value_json(item)
     return checked
 
 
 def _prerun_text(value: str) -> dict[str, Any]:
     try:
-        parsed = _JSON(value)
+        parsed = json_cell(value)
+    except BadValue:
+        raise
     except ValueError:
         raise BadValue(f"expected a JSON object, got {show(value)}") from None
     return _prerun_object(parsed)
@@ -221,14 +239,51 @@ def prerun_value_text(value: str) -> Any:
     head = value.lstrip()[:1]
     if head in ("{", "["):
         try:
-            return _JSON(value)
+            return json_cell(value)
+        except BadValue:
+            raise
         except ValueError:
             pass
+    if not value.isprintable():
+        _refuse_control_characters(value)
     return value
 
 
 def prerun_value_json(value: Any) -> Any:
+    if value.__class__ is str and not value.isprintable():
+        _refuse_control_characters(value)
     return value
+
+
+def json_cell(text: str) -> Any:
+    """JSON read from a cell: ValueError when it is not JSON, BadValue when nested too deeply."""
+    try:
+        value = _JSON(text)
+    except RecursionError:  # the C decoder recurses once per level
+        raise BadValue(_TOO_DEEP) from None
+    if json_too_deep(text, value):
+        raise BadValue(_TOO_DEEP)
+    return value
+
+
+def _refuse_control_characters(value: str) -> None:
+    found = _CONTROL(value)
+    if found is None:
+        return
+    char = found.group()
+    code = ord(char)
+    position = found.start() + 1
+    if char == "\r":
+        raise BadValue(
+            f"contains a carriage return (U+000D) not followed by a line feed, at character "
+            f"{position}: line breaks in a cell are LF or CRLF; is the file damaged?"
+        )
+    label = f"U+{code:04X}" + (f" {_CONTROL_NAMES[code]}" if code in _CONTROL_NAMES else "")
+    raise BadValue(
+        f"contains a control character ({label}) at character {position}: text may hold "
+        "tabs and line breaks but no other control characters; the file is probably damaged "
+        "or not plain text"
+    )
 
 
 _SIMPLE: dict[str, tuple[Converter, Converter]] = {

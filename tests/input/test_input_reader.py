@@ -181,9 +181,10 @@ def test_csv_undecodable_bytes_also_stop_rows(tmp_path: Path) -> None:
         list(InputFile(path).rows())
 
 
-def test_utf16_file_is_refused_as_not_utf8(tmp_path: Path) -> None:
+def test_utf16_file_is_refused_with_a_way_out(tmp_path: Path) -> None:
     path = write(tmp_path, "excel.csv", "id,name\r\n".encode("utf-16"))
-    assert "line 1 is not valid UTF-8" in input_error(path)
+    assert "is UTF-16 text" in input_error(path)
+    assert "save it as UTF-8" in input_error(path)
 
 
 def test_csv_duplicate_header_is_refused(tmp_path: Path) -> None:
