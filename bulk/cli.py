@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
 from bulk import __version__
 from bulk.engine.errors import ConfigError, InputError
-from bulk.engine.ledger import STATUSES, open_existing
-from bulk.sandbox.cli import sandbox_command
+
+# Start-up: `bulk --help`, `bulk status` and `bulk export` must not pay for what they do
+# not use (aiohttp and the sandbox server alone took 0.2 s), so each command imports its
+# library inside its body, and `sandbox` is loaded only when it is the command run.
 
 #: Exit codes (documented in the README and in `bulk apply --help`).
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -22,7 +25,56 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Statuses(click.Choice):
+    """The ledger's statuses, looked up only when an option of this type is used."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from bulk.engine.ledger import STATUSES
+
+        return STATUSES
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        pass
+
+
+class _Commands(click.Group):
+    """A group whose heavy commands are imported only when run (or asked for help)."""
+
+    #: name -> (module, attribute, one-line help shown by `bulk --help`)
+    lazy: ClassVar[dict[str, tuple[str, str, str]]] = {
+        "sandbox": ("bulk.sandbox.cli", "sandbox_command",
+                    "Serve a local, faithful Tallyfy API to rehearse a job on."),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, attribute, _ = self.lazy[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy and name not in self.commands:
+                rows.append((name, self.lazy[name][2]))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bulk")
 def main() -> None:
     """Safe, resumable bulk updates of Tallyfy runs and templates.
@@ -99,6 +151,7 @@ def status(ledger: Path) -> None:
     Example:
       bulk status renames.csv.ledger.db
     """
+    from bulk.engine.ledger import open_existing
     from bulk.report import status_lines
 
     try:
@@ -112,7 +165,7 @@ def status(ledger: Path) -> None:
 
 @main.command()
 @click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--status", "only", type=click.Choice(STATUSES), help="Only rows with this status.")
+@click.option("--status", "only", type=_Statuses(), help="Only rows with this status.")
 @click.option("--format", "out_format", type=click.Choice(["jsonl", "csv"]), default="jsonl",
               show_default=True)
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
@@ -127,6 +180,7 @@ def export(ledger: Path, only: str | None, out_format: str, output: Any) -> None
       bulk export renames.csv.ledger.db --status failed --format csv -o retry.csv
       bulk apply --input retry.csv --target runs
     """
+    from bulk.engine.ledger import open_existing
     from bulk.report import export_csv, export_jsonl
 
     try:
@@ -160,5 +214,3 @@ def demo(job_name: str, quiet: bool) -> None:
         _fail(str(exc))
     sys.exit(code)
 
-
-main.add_command(sandbox_command)

@@ -13,7 +13,6 @@ write is sent).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -21,9 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bulk.engine.errors import ConfigError, LedgerMismatch
+
+if TYPE_CHECKING:  # asyncio is imported where it is used: `bulk status` need not load it
+    import asyncio
 
 PENDING = "pending"
 IN_DOUBT = "in_doubt"
@@ -197,6 +199,8 @@ class Ledger:
 
     async def record_durably(self, entry: Entry) -> None:
         """Buffer one entry and return once it is committed (shared commit per loop turn)."""
+        import asyncio
+
         self.record(entry)
         if self._commit_waiters is None:
             loop = asyncio.get_running_loop()
