@@ -18,13 +18,10 @@ from bulk.jobfile import load_job_file
 from bulk.progress import TerminalProgress
 from bulk.report import export_jsonl, status_lines
 from bulk.run import options_from_settings
+from bulk.samples import JOBS, ORG
 from bulk.sandbox import Faults, Sandbox, SandboxConfig
 from bulk.tallyfy.apply import execute, prepare
 from bulk.tallyfy.connection import Connection, Secret
-
-ROOT = Path(__file__).resolve().parent.parent
-JOBS = ROOT / "jobs"
-ORG = ROOT / "sample_data" / "org.json"
 
 BAD_DAY = Faults(error_rate=0.05, drop_rate=0.03, applied_503_rate=0.05)
 
@@ -36,7 +33,7 @@ def run_demo(job_name: str, *, quiet: bool = False, out: TextIO | None = None,
     job_file = JOBS / f"{job_name}.toml"
     if not job_file.is_file():
         names = ", ".join(sorted(p.stem for p in JOBS.glob("*.toml")))
-        raise ConfigError(f"no job {job_name!r} in {JOBS} (there are: {names})")
+        raise ConfigError(f"no demo job {job_name!r} (there are: {names})")
     settings = load_job_file(job_file)
     folder = ledger_dir or Path(tempfile.mkdtemp(prefix="bulk-demo-"))
     settings["ledger"] = str(folder / f"{job_name}.ledger.db")
