@@ -166,11 +166,14 @@ def status(ledger: Path) -> None:
 @main.command()
 @click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--status", "only", type=_Statuses(), help="Only rows with this status.")
+@click.option("--cause", help="Only rows of this cause (its key, as bulk status and bulk report "
+                                "show it).")
 @click.option("--format", "out_format", type=click.Choice(["jsonl", "csv"]), default="jsonl",
               show_default=True)
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
               help="File to write (default: standard output).")
-def export(ledger: Path, only: str | None, out_format: str, output: Any) -> None:
+def export(ledger: Path, only: str | None, cause: str | None, out_format: str,
+           output: Any) -> None:
     """One line per row: row, id, status, http_status, attempts, error, before, after.
 
     A CSV export of failed rows is a valid input for a re-run.
@@ -188,7 +191,33 @@ def export(ledger: Path, only: str | None, out_format: str, output: Any) -> None
     except ConfigError as exc:
         _fail(str(exc))
     with book:
-        (export_csv if out_format == "csv" else export_jsonl)(book, output, only)
+        (export_csv if out_format == "csv" else export_jsonl)(book, output, only, cause)
+
+
+@main.command()
+@click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="HTML file to write (default: <ledger>.html).")
+def report(ledger: Path, output: Path | None) -> None:
+    """One self-contained HTML page: the job, counts, throughput, errors, changes.
+
+    Opening it makes no request to any host (styles, chart and data are inside).
+    Works on a dry run's ledger too (the plan), and on a job still running.
+
+    \b
+    Example:
+      bulk report renames.csv.ledger.db -o report.html
+    """
+    from bulk.reporting.html import write_report
+
+    target = output or ledger.with_name(ledger.name + ".html")
+    try:
+        write_report(ledger, target)
+    except ConfigError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{target}: cannot write the report ({exc.strerror})")
+    click.echo(f"report: {target}")
 
 
 @main.command()

@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS rows (
     updated_at  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rows_status ON rows(status);
+-- What slowed the job, as it happened (429s, pauses, outages), for `bulk report`.
+-- Created if absent, so a ledger from before it still opens.
+CREATE TABLE IF NOT EXISTS events (
+    at      TEXT NOT NULL,             -- ISO time, the same clock as rows.updated_at
+    kind    TEXT NOT NULL,             -- "429", "pause", "outage"...
+    seconds REAL                       -- how long it held the job back, when known
+);
 """
 
 UPSERT = """
@@ -142,6 +149,7 @@ class Ledger:
             self._db.close()
             raise ConfigError(f"{self.path}: not a usable ledger ({exc})") from None
         self._buffer: list[tuple[Any, ...]] = []
+        self._events: list[tuple[str, str, float | None]] = []
         self._commit_waiters: asyncio.Future[None] | None = None
 
     # -- job identity -------------------------------------------------------------
@@ -170,6 +178,7 @@ class Ledger:
             with self._transaction():
                 self._db.execute("DELETE FROM rows")
                 self._db.execute("DELETE FROM meta")
+                self._db.execute("DELETE FROM events")
             self.set_meta(fingerprint=wanted, created_at=now_iso())
             return False
         return self.count() > 0
@@ -197,6 +206,10 @@ class Ledger:
         if len(self._buffer) >= self.batch_size:
             self.commit()
 
+    def record_event(self, kind: str, seconds: float | None = None) -> None:
+        """Note that something held the job back now; committed with the next batch."""
+        self._events.append((now_iso(), kind, seconds))
+
     async def record_durably(self, entry: Entry) -> None:
         """Buffer one entry and return once it is committed (shared commit per loop turn)."""
         import asyncio
@@ -221,16 +234,19 @@ class Ledger:
 
     def commit(self) -> None:
         """Write every buffered entry in one transaction."""
-        if not self._buffer:
+        if not self._buffer and not self._events:
             return
         batch, self._buffer = self._buffer, []
+        events, self._events = self._events, []
         try:
             with self._transaction():
                 self._db.executemany(UPSERT, batch)
+                self._db.executemany("INSERT INTO events VALUES (?, ?, ?)", events)
         except BaseException:
             # Not written (locked, disk full...): keep the entries, in order, for the
             # next commit rather than silently dropping a whole batch of outcomes.
             self._buffer[:0] = batch
+            self._events[:0] = events
             raise
 
     @contextmanager
