@@ -218,8 +218,9 @@ def _plan(facts: Facts) -> str:
         conflicts.append(f"<p>{facts.counts['conflict']:,} rows in conflict with a change "
                          "made since they were read.</p>")
     if facts.duplicate_ids:
-        conflicts.append(f"<p>{facts.duplicate_ids:,} records are named by more than one row "
-                         "(the later row would overwrite the earlier):</p>")
+        many = facts.duplicate_ids != 1
+        conflicts.append(f"<p>{facts.duplicate_ids:,} record{'s are' if many else ' is'} named "
+                         "by more than one row (the later row would overwrite the earlier):</p>")
         conflicts.append(_table(["record", "rows", "first rows"], [
             [f'<span class="mono">{escape(rid)}</span>', f"{n:,}",
              ", ".join(map(str, first))] for rid, n, first in facts.duplicates], {1}))

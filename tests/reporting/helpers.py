@@ -27,7 +27,7 @@ async def rich_ledger(tmp_path: Path) -> Path:
         rows += [["not-an-id", "x"], ["also bad", "y"]]  # invalid
         rows += [[MISSING, "Gone"], [MISSING, "Gone again"]]  # failed: 404
         path = write_csv(tmp_path / "renames.csv", ["id", "name"], rows)
-        summary, _entries = await run_job(sandbox, path, clock=clock, concurrency=8)
+        await run_job(sandbox, path, clock=clock, concurrency=8)
         assert sandbox.stats.rate_limited > 0
     ledger = tmp_path / "renames.csv.ledger.db"
     with Ledger(ledger) as book:
