@@ -66,6 +66,10 @@ async def _demo(job_name: str, options: Any, *, quiet: bool, out: TextIO) -> int
             removals = _asked_removals(prepared.ledger)
         finally:
             prepared.ledger.close()
+        from bulk.reporting.html import write_report
+
+        report = options.ledger_path.with_name(f"{job_name}.report.html")
+        write_report(options.ledger_path, report)
         stats = sandbox.stats
         writes = sum(stats.writes_per_record.values())
         twice = sorted(rid for rid, n in stats.writes_per_record.items() if n > 1)
@@ -76,6 +80,7 @@ async def _demo(job_name: str, options: Any, *, quiet: bool, out: TextIO) -> int
         say(f"members: {len(members_before) - len(lost)} of {len(members_before)} records kept "
             "every member and group the job did not ask to remove "
             "(a plain PUT of the new name would have removed them all)")
+        say(f"report (open it in a browser): {report}")
     return summary.exit_code
 
 

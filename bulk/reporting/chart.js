@@ -8,7 +8,8 @@
     el.textContent = "No finished rows to chart yet.";
     return;
   }
-  var x = d.seconds.map(function (s) { return d.start + s; });
+  // Each bucket is drawn at its middle, where its events are on average.
+  var x = d.seconds.map(function (s) { return d.start + s + d.width / 2; });
   var shades = { pause: "rgba(230, 140, 0, 0.22)", outage: "rgba(90, 90, 90, 0.28)" };
   function bands(u) {
     var ctx = u.ctx;
@@ -24,7 +25,7 @@
   var opts = {
     width: Math.max(600, Math.min(el.clientWidth || 960, 1200)),
     height: 320,
-    scales: { x: { time: true }, n: { range: function (u, lo, hi) { return [0, Math.max(1, hi)]; } } },
+    scales: { x: { time: true, range: [d.start, d.start + d.seconds.length * d.width] }, n: { range: function (u, lo, hi) { return [0, Math.max(1, hi)]; } } },
     series: [
       {},
       { label: "rows/s", stroke: "#1f8a5b", fill: "rgba(31, 138, 91, 0.12)", width: 2 },

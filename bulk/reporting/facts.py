@@ -63,6 +63,8 @@ class Facts:
     #: Record ids named by more than one row: (record id, rows, first rows).
     duplicates: list[tuple[str, int, list[int]]]
     duplicate_ids: int
+    attempts: int = 0  # requests' read-merge-write attempts, all rows
+    retried: int = 0  # rows that took more than one
 
     @property
     def recorded(self) -> int:
@@ -113,6 +115,8 @@ def _gather(db: sqlite3.Connection, path: str, limit: int) -> Facts:
                 "SELECT kind, COUNT(*), TOTAL(seconds) FROM events GROUP BY kind"):
             events[kind] = (count, seconds)
     duplicates, duplicate_ids = _duplicates(db)
+    attempts, retried = db.execute(
+        "SELECT TOTAL(attempts), TOTAL(attempts > 1) FROM rows").fetchone()
     return Facts(
         ledger=path,
         meta=meta,
@@ -128,6 +132,8 @@ def _gather(db: sqlite3.Connection, path: str, limit: int) -> Facts:
         samples={name: _samples(db, name) for name, _count in fields},
         duplicates=duplicates,
         duplicate_ids=duplicate_ids,
+        attempts=int(attempts),
+        retried=int(retried),
     )
 
 

@@ -126,8 +126,10 @@ def _counts(facts: Facts) -> str:
         tiles.append(f'<div class="tile" data-status="not yet"><b>{left:,}</b>'
                      "<span>not yet recorded</span></div>")
     tiles.append("</div>")
+    retried = (f"; {facts.retried:,} took more than one attempt ({facts.attempts:,} attempts "
+               "in all)" if facts.retried else "")
     note = (f'<p class="muted">{facts.total:,} rows in the input, {facts.recorded:,} '
-            "recorded in the ledger.</p>")
+            f"recorded in the ledger{retried}.</p>")
     what = "would change" if facts.dry_run else "changed"
     top = max((count for _name, count in facts.fields), default=1)
     rows = [[f'<span class="mono">{escape(name)}</span>', f"{count:,}",
@@ -147,7 +149,8 @@ def _throughput(facts: Facts) -> str:
     summary = [f"{round(finished):,} rows finished over about {span:,} s "
                f"(buckets of {tp.width} s), peak {peak:,.1f} rows/s"]
     for kind, (count, held) in sorted(facts.events.items()):
-        label = {"429": "429 answers", "pause": "pauses", "outage": "outages"}.get(kind, kind)
+        label = {"429": "429 answer", "pause": "pause", "outage": "outage"}.get(kind, kind)
+        label += "s" if count != 1 and kind in ("429", "pause", "outage") else ""
         summary.append(f"{count:,} {label}" + (f", {held:,.1f} s held back" if held else ""))
     legend = ('<p class="muted"><span class="legend-key" style="background:rgba(230,140,0,.35)">'
               '</span>pause (every worker waits out a 429\'s Retry-After)'

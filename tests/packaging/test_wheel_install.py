@@ -55,6 +55,9 @@ def test_the_wheel_installs_and_runs_the_demo_from_anywhere(tmp_path: Path) -> N
 
     assert "done: 40 rows: ok 40" in demo.stdout, demo.stdout
     assert "52 of 52 records kept every member" in demo.stdout
+    # The report's page and vendored chart library shipped too.
+    report = Path(demo.stdout.split("report (open it in a browser): ")[1].split()[0])
+    assert "new uPlot" in report.read_text(encoding="utf-8")
     # The installed copy is the one running, not this checkout.
     where = _run([str(venv / "bin" / "python"), "-c", "import bulk; print(bulk.__file__)"],
                  cwd=elsewhere)
