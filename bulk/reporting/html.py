@@ -97,7 +97,8 @@ def _table(head: list[str], rows: list[list[str]], numeric: set[int] | None = No
 
 def _job(facts: Facts) -> str:
     meta, fp = facts.meta, facts.fingerprint
-    options = ", ".join(f"{key} {value}" for key, value in facts.options.items()
+    options = ", ".join(key if value is True else f"{key} {value}"
+                        for key, value in facts.options.items()
                         if value not in (None, False)) or "-"
     rows = [
         ["input", f'<span class="mono">{escape(meta.get("input", "?"))}</span>'],
