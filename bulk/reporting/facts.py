@@ -111,9 +111,9 @@ def _gather(db: sqlite3.Connection, path: str, limit: int) -> Facts:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone()
     events: dict[str, tuple[int, float]] = {}
     if has_events:
-        for kind, count, seconds in db.execute(
-                "SELECT kind, COUNT(*), TOTAL(seconds) FROM events GROUP BY kind"):
-            events[kind] = (count, seconds)
+        held = _held_back(db)
+        for kind, count in db.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind"):
+            events[kind] = (count, held.get(kind, 0.0))
     duplicates, duplicate_ids = _duplicates(db)
     attempts, retried = db.execute(
         "SELECT TOTAL(attempts), TOTAL(attempts > 1) FROM rows").fetchone()
@@ -148,6 +148,25 @@ def _json(text: str | None) -> dict[str, Any]:
 def _unix(column: str) -> str:
     """SQL for a column's ISO time as Unix seconds (SQLite 3.40 has no subsecond unixepoch)."""
     return f"((julianday({column}) - 2440587.5) * 86400.0)"
+
+
+def _held_back(db: sqlite3.Connection) -> dict[str, float]:
+    """Seconds each kind held the job back: the union of its intervals, since a 429
+    during a pause extends it (a new event that overlaps the last)."""
+    held: dict[str, float] = {}
+    kind_now, start, end = None, 0.0, 0.0
+    for kind, at, seconds in db.execute(
+            f"SELECT kind, {_unix('at')}, seconds FROM events WHERE seconds IS NOT NULL "
+            "ORDER BY kind, at"):  # streamed: one interval held at a time
+        if kind != kind_now or at > end:
+            if kind_now is not None:
+                held[kind_now] = held.get(kind_now, 0.0) + end - start
+            kind_now, start, end = kind, at, at + seconds
+        else:
+            end = max(end, at + seconds)
+    if kind_now is not None:
+        held[kind_now] = held.get(kind_now, 0.0) + end - start
+    return held
 
 
 def _throughput(db: sqlite3.Connection, has_events: bool) -> Throughput:

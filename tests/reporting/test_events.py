@@ -53,3 +53,27 @@ def test_a_fresh_start_clears_the_events(tmp_path) -> None:
     with Ledger(path) as book:
         book.claim({"input_sha256": "cd", "target": "runs", "org": "o"}, fresh=True)
     assert events(path) == []
+
+
+def test_overlapping_pauses_count_once_in_the_time_held_back(tmp_path) -> None:
+    from bulk.reporting.facts import gather
+
+    path = tmp_path / "l.db"
+    with Ledger(path) as book:
+        book.claim({"input_sha256": "ab", "target": "runs", "org": "o"})
+        book.record(Entry(row=1, status="ok"))
+    with sqlite3.connect(path) as db:
+        db.executemany("INSERT INTO events VALUES (?, ?, ?)", [
+            ("2026-01-01T10:00:00.000+00:00", "pause", 2.0),
+            ("2026-01-01T10:00:01.000+00:00", "pause", 2.0),  # extends the first to 3 s
+            ("2026-01-01T10:00:10.000+00:00", "pause", 1.5),
+            ("2026-01-01T10:00:10.000+00:00", "outage", 30.0),
+            ("2026-01-01T10:00:01.000+00:00", "429", None),
+        ])
+
+    facts = gather(path)
+
+    assert facts.events["pause"][0] == 3
+    assert abs(facts.events["pause"][1] - 4.5) < 0.01
+    assert abs(facts.events["outage"][1] - 30.0) < 0.01
+    assert facts.events["429"] == (1, 0.0)
