@@ -114,7 +114,9 @@ def _gather(db: sqlite3.Connection, path: str, limit: int) -> Facts:
         held = _held_back(db)
         for kind, count in db.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind"):
             events[kind] = (count, held.get(kind, 0.0))
-    duplicates, duplicate_ids = _duplicates(db)
+    dry_run = fingerprint.get("mode") == "dry-run"
+    # Only a plan shows them: a GROUP BY record_id over every row is the costliest query.
+    duplicates, duplicate_ids = _duplicates(db) if dry_run else ([], 0)
     attempts, retried = db.execute(
         "SELECT TOTAL(attempts), TOTAL(attempts > 1) FROM rows").fetchone()
     return Facts(
@@ -122,7 +124,7 @@ def _gather(db: sqlite3.Connection, path: str, limit: int) -> Facts:
         meta=meta,
         fingerprint=fingerprint,
         options=_json(meta.get("options")),
-        dry_run=fingerprint.get("mode") == "dry-run",
+        dry_run=dry_run,
         total=int(meta.get("rows") or 0),
         counts=status_counts(db),
         fields=fields,
@@ -170,7 +172,8 @@ def _held_back(db: sqlite3.Connection) -> dict[str, float]:
 
 
 def _throughput(db: sqlite3.Connection, has_events: bool) -> Throughput:
-    spans = [f"SELECT MIN({_unix('updated_at')}) AS lo, MAX({_unix('updated_at')}) AS hi "
+    # MIN/MAX of the ISO text (all UTC, so it sorts as time), converted once, not per row.
+    spans = [f"SELECT {_unix('MIN(updated_at)')} AS lo, {_unix('MAX(updated_at)')} AS hi "
              "FROM rows WHERE status != 'pending'"]
     if has_events:
         spans.append(f"SELECT MIN({_unix('at')}), MAX({_unix('at')} + COALESCE(seconds, 0)) "
