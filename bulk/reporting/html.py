@@ -120,11 +120,12 @@ def _job(facts: Facts) -> str:
 def _counts(facts: Facts) -> str:
     tiles = ['<div class="tiles">']
     for status, count in facts.counts.items():
-        tiles.append(f'<div class="tile {escape(status)}" data-status="{escape(status)}">'
+        tiles.append(f'<div class="tile {escape(status)}" data-status="{escape(status)}" '
+                     f'data-count="{count}">'
                      f'<b>{count:,}</b><span>{escape(status)}</span></div>')
     left = facts.total - facts.recorded
     if left > 0:
-        tiles.append(f'<div class="tile" data-status="not yet"><b>{left:,}</b>'
+        tiles.append(f'<div class="tile" data-status="not yet" data-count="{left}"><b>{left:,}</b>'
                      "<span>not yet recorded</span></div>")
     tiles.append("</div>")
     retried = (f"; {facts.retried:,} took more than one attempt ({facts.attempts:,} attempts "
