@@ -29,6 +29,9 @@ def test_the_demo_runs_a_bad_day_to_a_clean_end(tmp_path: Path) -> None:
     assert "0 records written more than once" in text
     assert "52 of 52 records kept every member" in text
     assert (tmp_path / "mass-rename.ledger.db").exists()
+    report = tmp_path / "mass-rename.report.html"
+    assert f"report (open it in a browser): {report}" in text
+    assert 'data-status="ok" data-count="40"' in report.read_text(encoding="utf-8")
 
 
 def test_there_is_a_job_for_each_common_use() -> None:
