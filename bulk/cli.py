@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import importlib
 import sys
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
 from bulk import __version__
 from bulk.engine.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Start-up: `bulk --help`, `bulk status` and `bulk export` must not pay for what they do
 # not use (aiohttp and the sandbox server alone took 0.2 s), so each command imports its
@@ -18,6 +20,20 @@ from bulk.engine.errors import ConfigError, InputError
 
 #: Exit codes (documented in the README and in `bulk apply --help`).
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class _File(click.Path):
+    """A file path argument, given to the command as a pathlib.Path; pathlib is imported
+    only when one is given (`bulk --help` does without it)."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Path:
+        from pathlib import Path
+
+        return Path(super().convert(value, param, ctx))
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -87,14 +103,14 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("job_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--input", "input_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("job_file", required=False, type=_File())
+@click.option("--input", "input_path", type=_File(),
               help="CSV or JSONL file, one row per record to change.")
 @click.option("--format", "input_format", type=click.Choice(["csv", "jsonl"]),
               help="Input format (default: from the file extension).")
 @click.option("--target", type=click.Choice(["runs", "templates"]),
               help="What the rows name: runs (processes) or templates (checklists).")
-@click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--ledger", type=_File(),
               help="Result ledger (default: <input>.ledger.db).")
 @click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
 @click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
@@ -143,7 +159,7 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
 
 
 @main.command()
-@click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("ledger", type=_File())
 def status(ledger: Path) -> None:
     """Counts by status, the job's fingerprint, start and end times.
 
@@ -164,7 +180,7 @@ def status(ledger: Path) -> None:
 
 
 @main.command()
-@click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("ledger", type=_File())
 @click.option("--status", "only", type=_Statuses(), help="Only rows with this status.")
 @click.option("--cause", help="Only rows of this cause (its key, as bulk status and bulk report "
                                 "show it).")
@@ -195,8 +211,8 @@ def export(ledger: Path, only: str | None, cause: str | None, out_format: str,
 
 
 @main.command()
-@click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("ledger", type=_File())
+@click.option("--output", "-o", type=_File(),
               help="HTML file to write (default: <ledger>.html).")
 def report(ledger: Path, output: Path | None) -> None:
     """One self-contained HTML page: the job, counts, throughput, errors, changes.
