@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from bulk.engine.errors import ConfigError
 from bulk.engine.ledger import STATUSES, Entry, Ledger
 
 #: The columns every export row has. A CSV export also carries the row's own input
@@ -47,7 +48,10 @@ def _cause_lines(ledger: Ledger) -> list[str]:
     from bulk.reporting.causes import cause_lines, group_causes
     from bulk.reporting.facts import open_readonly
 
-    db = open_readonly(ledger.path)
+    try:
+        db = open_readonly(ledger.path)
+    except ConfigError as exc:  # the counts above stand; say why the causes do not
+        return [f"errors by cause: not available ({exc})"]
     try:
         return cause_lines(group_causes(db), ledger.path)
     finally:
