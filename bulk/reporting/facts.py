@@ -110,8 +110,8 @@ def _gather(db: sqlite3.Connection, path: str, limit: int) -> Facts:
     has_events = db.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone()
     events: dict[str, tuple[int, float]] = {}
+    held, bands = _held_back(db) if has_events else ({}, [])
     if has_events:
-        held = _held_back(db)
         for kind, count in db.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind"):
             events[kind] = (count, held.get(kind, 0.0))
     dry_run = fingerprint.get("mode") == "dry-run"
@@ -128,7 +128,7 @@ def _gather(db: sqlite3.Connection, path: str, limit: int) -> Facts:
         total=int(meta.get("rows") or 0),
         counts=status_counts(db),
         fields=fields,
-        throughput=_throughput(db, bool(has_events)),
+        throughput=_throughput(db, bool(has_events), bands),
         events=events,
         causes=group_causes(db, limit),
         samples={name: _samples(db, name) for name, _count in fields},
@@ -152,26 +152,36 @@ def _unix(column: str) -> str:
     return f"((julianday({column}) - 2440587.5) * 86400.0)"
 
 
-def _held_back(db: sqlite3.Connection) -> dict[str, float]:
-    """Seconds each kind held the job back: the union of its intervals, since a 429
-    during a pause extends it (a new event that overlaps the last)."""
+Band = tuple[str, float, float]  # kind, start (Unix seconds), seconds
+
+
+def _held_back(db: sqlite3.Connection) -> tuple[dict[str, float], list[Band]]:
+    """Seconds each kind held the job back, and the intervals to draw: overlapping events
+    of a kind are merged (a 429 during a pause extends it: a new event over the last)."""
     held: dict[str, float] = {}
-    kind_now, start, end = None, 0.0, 0.0
+    bands: list[Band] = []
+
+    def close(kind: str, start: float, end: float) -> None:
+        held[kind] = held.get(kind, 0.0) + end - start
+        if len(bands) < MAX_BANDS:
+            bands.append((kind, start, end - start))
+
+    current: tuple[str, float, float] | None = None
     for kind, at, seconds in db.execute(
             f"SELECT kind, {_unix('at')}, seconds FROM events WHERE seconds IS NOT NULL "
             "ORDER BY kind, at"):  # streamed: one interval held at a time
-        if kind != kind_now or at > end:
-            if kind_now is not None:
-                held[kind_now] = held.get(kind_now, 0.0) + end - start
-            kind_now, start, end = kind, at, at + seconds
-        else:
-            end = max(end, at + seconds)
-    if kind_now is not None:
-        held[kind_now] = held.get(kind_now, 0.0) + end - start
-    return held
+        if current is not None and kind == current[0] and at <= current[2]:
+            current = (kind, current[1], max(current[2], at + seconds))
+            continue
+        if current is not None:
+            close(*current)
+        current = (kind, at, at + seconds)
+    if current is not None:
+        close(*current)
+    return held, bands
 
 
-def _throughput(db: sqlite3.Connection, has_events: bool) -> Throughput:
+def _throughput(db: sqlite3.Connection, has_events: bool, merged: list[Band]) -> Throughput:
     # MIN/MAX of the ISO text (all UTC, so it sorts as time), converted once, not per row.
     spans = [f"SELECT {_unix('MIN(updated_at)')} AS lo, {_unix('MAX(updated_at)')} AS hi "
              "FROM rows WHERE status != 'pending'"]
@@ -200,11 +210,8 @@ def _throughput(db: sqlite3.Connection, has_events: bool) -> Throughput:
                 f"SELECT {bucket.format(_unix('at'))} AS b, COUNT(*) FROM events "
                 "WHERE kind = '429' GROUP BY b", (start, width)):
             hits[n] = count
-        for kind, at, held in db.execute(
-                f"SELECT kind, {_unix('at')} - ?, seconds FROM events "
-                "WHERE kind != '429' AND seconds IS NOT NULL ORDER BY at LIMIT ?",
-                (start, MAX_BANDS)):
-            bands.append((kind, round(at, 3), round(held, 3)))
+        bands = [(kind, round(at - start, 3), round(held, 3)) for kind, at, held in merged
+                 if kind != "429"]
     started = db.execute("SELECT datetime(?, 'unixepoch')", (start,)).fetchone()[0]
     return Throughput(f"{started.replace(' ', 'T')}Z", width, seconds, done, errors, hits,
                       bands)

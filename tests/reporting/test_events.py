@@ -77,3 +77,8 @@ def test_overlapping_pauses_count_once_in_the_time_held_back(tmp_path) -> None:
     assert abs(facts.events["pause"][1] - 4.5) < 0.01
     assert abs(facts.events["outage"][1] - 30.0) < 0.01
     assert facts.events["429"] == (1, 0.0)
+    # Drawn as merged bands (here in seconds after the first pause's start).
+    bands = facts.throughput.bands
+    first = bands[1][1]
+    assert [(kind, at - first, held) for kind, at, held in bands] == [
+        ("outage", 10.0, 30.0), ("pause", 0.0, 3.0), ("pause", 10.0, 1.5)]
