@@ -55,7 +55,7 @@ class _Statuses(click.Choice):
 
     @choices.setter
     def choices(self, value: Any) -> None:
-        pass
+        pass  # click.Choice.__init__ sets it; the ledger's own list is the one that counts
 
 
 class _Commands(click.Group):
