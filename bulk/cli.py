@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
 from bulk import __version__
 from bulk.engine.errors import ConfigError, InputError
-from bulk.engine.ledger import STATUSES, open_existing
-from bulk.sandbox.cli import sandbox_command
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# Start-up: `bulk --help`, `bulk status` and `bulk export` must not pay for what they do
+# not use (aiohttp and the sandbox server alone took 0.2 s), so each command imports its
+# library inside its body, and `sandbox` is loaded only when it is the command run.
 
 #: Exit codes (documented in the README and in `bulk apply --help`).
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class _File(click.Path):
+    """A file path argument, given to the command as a pathlib.Path; pathlib is imported
+    only when one is given (`bulk --help` does without it)."""
+
+    def __init__(self, *, dir_okay: bool = False) -> None:
+        # dir_okay=True where the library says itself what is wrong with a folder.
+        super().__init__(dir_okay=dir_okay)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Path:
+        from pathlib import Path
+
+        return Path(super().convert(value, param, ctx))
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -24,7 +44,56 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Statuses(click.Choice):
+    """The ledger's statuses, looked up only when an option of this type is used."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from bulk.engine.ledger import STATUSES
+
+        return STATUSES
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        pass  # click.Choice.__init__ sets it; the ledger's own list is the one that counts
+
+
+class _Commands(click.Group):
+    """A group whose heavy commands are imported only when run (or asked for help)."""
+
+    #: name -> (module, attribute, one-line help shown by `bulk --help`)
+    lazy: ClassVar[dict[str, tuple[str, str, str]]] = {
+        "sandbox": ("bulk.sandbox.cli", "sandbox_command",
+                    "Serve a local, faithful Tallyfy API to rehearse a job on."),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, attribute, _ = self.lazy[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy and name not in self.commands:
+                rows.append((name, self.lazy[name][2]))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bulk")
 def main() -> None:
     """Safe, resumable bulk updates of Tallyfy runs and templates.
@@ -37,14 +106,14 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("job_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--input", "input_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("job_file", required=False, type=_File())
+@click.option("--input", "input_path", type=_File(),
               help="CSV or JSONL file, one row per record to change.")
 @click.option("--format", "input_format", type=click.Choice(["csv", "jsonl"]),
               help="Input format (default: from the file extension).")
 @click.option("--target", type=click.Choice(["runs", "templates"]),
               help="What the rows name: runs (processes) or templates (checklists).")
-@click.option("--ledger", type=click.Path(path_type=Path),
+@click.option("--ledger", type=_File(dir_okay=True),
               help="Result ledger (default: <input>.ledger.db).")
 @click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
 @click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
@@ -94,7 +163,7 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
 
 @main.command(name="select")
 @click.argument("target", type=click.Choice(["runs", "templates"]))
-@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--output", "-o", required=True, type=_File(),
               help="File to write (.csv or .jsonl), whole or not at all.")
 @click.option("--format", type=click.Choice(["csv", "jsonl"]),
               help="Output format (default: from the extension).")
@@ -149,8 +218,8 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
 
 
 @main.command()
-@click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("ledger", type=_File())
+@click.option("--output", "-o", type=_File(),
               help="The undo input to write (.jsonl, or .csv when every value fits a cell).")
 @click.option("--format", type=click.Choice(["csv", "jsonl"]),
               help="Output format (default: from the extension).")
@@ -158,7 +227,7 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
               help="Ledger rows to undo (default ok; repeatable).")
 @click.option("--apply", "apply_now", is_flag=True,
               help="Run the undo at once (like bulk apply, with its own ledger).")
-@click.option("--ledger", "undo_ledger", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--ledger", "undo_ledger", type=_File(),
               help="With --apply: the undo's ledger (default: <undo file>.ledger.db).")
 @click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
 @click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
@@ -200,7 +269,7 @@ def undo(ledger: Path, apply_now: bool, undo_ledger: Path | None, **flags: Any) 
 
 
 @main.command()
-@click.argument("ledger", type=click.Path(path_type=Path))
+@click.argument("ledger", type=_File(dir_okay=True))
 def status(ledger: Path) -> None:
     """Counts by status, the job's fingerprint, start and end times.
 
@@ -208,6 +277,7 @@ def status(ledger: Path) -> None:
     Example:
       bulk status renames.csv.ledger.db
     """
+    from bulk.engine.ledger import open_existing
     from bulk.report import status_lines
 
     try:
@@ -220,13 +290,16 @@ def status(ledger: Path) -> None:
 
 
 @main.command()
-@click.argument("ledger", type=click.Path(path_type=Path))
-@click.option("--status", "only", type=click.Choice(STATUSES), help="Only rows with this status.")
+@click.argument("ledger", type=_File(dir_okay=True))
+@click.option("--status", "only", type=_Statuses(), help="Only rows with this status.")
+@click.option("--cause", help="Only rows of this cause (its key, as bulk status and bulk report "
+                                "show it).")
 @click.option("--format", "out_format", type=click.Choice(["jsonl", "csv"]), default="jsonl",
               show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-",
               help="File to write (default: standard output).")
-def export(ledger: Path, only: str | None, out_format: str, output: str) -> None:
+def export(ledger: Path, only: str | None, cause: str | None, out_format: str,
+           output: str) -> None:
     """One line per row: row, id, status, http_status, attempts, error, before, after.
 
     A CSV export of failed rows is a valid input for a re-run.
@@ -236,11 +309,12 @@ def export(ledger: Path, only: str | None, out_format: str, output: str) -> None
       bulk export renames.csv.ledger.db --status failed --format csv -o retry.csv
       bulk apply --input retry.csv --target runs
     """
+    from bulk.engine.ledger import open_existing
     from bulk.report import export_to
 
     try:
         with open_existing(ledger) as book:
-            export_to(book, output, out_format, only, stdout=sys.stdout)
+            export_to(book, output, out_format, only, stdout=sys.stdout, cause=cause)
     except ConfigError as exc:
         if output == "-":
             _silence_stdout()
@@ -257,6 +331,32 @@ def _silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError, io.UnsupportedOperation):
         pass  # not a real file (a test's capture): nothing will be flushed at exit
+
+
+@main.command()
+@click.argument("ledger", type=_File())
+@click.option("--output", "-o", type=_File(),
+              help="HTML file to write (default: <ledger>.html).")
+def report(ledger: Path, output: Path | None) -> None:
+    """One self-contained HTML page: the job, counts, throughput, errors, changes.
+
+    Opening it makes no request to any host (styles, chart and data are inside).
+    Works on a dry run's ledger too (the plan), and on a job still running.
+
+    \b
+    Example:
+      bulk report renames.csv.ledger.db -o report.html
+    """
+    from bulk.reporting.html import write_report
+
+    target = output or ledger.with_name(ledger.name + ".html")
+    try:
+        write_report(ledger, target)
+    except ConfigError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{target}: cannot write the report ({exc.strerror})")
+    click.echo(f"report: {target}")
 
 
 @main.command()
@@ -282,5 +382,3 @@ def demo(job_name: str, quiet: bool) -> None:
         _fail(str(exc))
     sys.exit(code)
 
-
-main.add_command(sandbox_command)

@@ -19,14 +19,11 @@ from bulk.jobfile import load_job_file
 from bulk.progress import TerminalProgress
 from bulk.report import export_jsonl, status_lines
 from bulk.run import options_from_settings
+from bulk.samples import JOBS, ORG
 from bulk.sandbox import Faults, Sandbox, SandboxConfig
 from bulk.tallyfy.apply import execute, prepare
 from bulk.tallyfy.connection import Connection, Secret
 from bulk.tallyfy.undo import write_undo
-
-ROOT = Path(__file__).resolve().parent.parent
-JOBS = ROOT / "jobs"
-ORG = ROOT / "sample_data" / "org.json"
 
 BAD_DAY = Faults(error_rate=0.05, drop_rate=0.03, applied_503_rate=0.05)
 
@@ -38,7 +35,7 @@ def run_demo(job_name: str, *, quiet: bool = False, out: TextIO | None = None,
     job_file = JOBS / f"{job_name}.toml"
     if not job_file.is_file():
         names = ", ".join(sorted(p.stem for p in JOBS.glob("*.toml")))
-        raise ConfigError(f"no job {job_name!r} in {JOBS} (there are: {names})")
+        raise ConfigError(f"no demo job {job_name!r} (there are: {names})")
     settings = load_job_file(job_file)
     folder = ledger_dir or Path(tempfile.mkdtemp(prefix="bulk-demo-"))
     settings["ledger"] = str(folder / f"{job_name}.ledger.db")
@@ -72,6 +69,10 @@ async def _demo(job_name: str, options: Any, *, quiet: bool, out: TextIO) -> int
             removals = _asked_removals(prepared.ledger)
         finally:
             prepared.ledger.close()
+        from bulk.reporting.html import write_report
+
+        report = options.ledger_path.with_name(f"{job_name}.report.html")
+        write_report(options.ledger_path, report)
         stats = sandbox.stats
         writes = sum(stats.writes_per_record.values())
         twice = sorted(rid for rid, n in stats.writes_per_record.items() if n > 1)
@@ -82,6 +83,7 @@ async def _demo(job_name: str, options: Any, *, quiet: bool, out: TextIO) -> int
         say(f"members: {len(members_before) - len(lost)} of {len(members_before)} records kept "
             "every member and group the job did not ask to remove "
             "(a plain PUT of the new name would have removed them all)")
+        say(f"report (open it in a browser): {report}")
         undo_code = await _undo(options, connection, sandbox, first_state, say, quiet=quiet)
     return summary.exit_code or undo_code
 

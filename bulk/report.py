@@ -43,6 +43,22 @@ def status_lines(ledger: Ledger) -> Iterator[str]:
         yield f"  {status:<10} {counts[status]}"
     if total > recorded:
         yield f"  {'not yet':<10} {total - recorded}"
+    yield from _cause_lines(ledger)
+
+
+def _cause_lines(ledger: Ledger) -> list[str]:
+    """Errors grouped by cause: the same groups as `bulk report` shows."""
+    from bulk.reporting.causes import cause_lines, group_causes
+    from bulk.reporting.facts import open_readonly
+
+    try:
+        db = open_readonly(ledger.path)
+    except ConfigError as exc:  # the counts above stand; say why the causes do not
+        return [f"errors by cause: not available ({exc})"]
+    try:
+        return cause_lines(group_causes(db), ledger.path)
+    finally:
+        db.close()
 
 
 def _export_record(entry: Entry) -> dict[str, Any]:
@@ -61,25 +77,39 @@ def _export_record(entry: Entry) -> dict[str, Any]:
     }
 
 
-def export_jsonl(ledger: Ledger, out: TextIO, status: str | None = None) -> int:
-    count = 0
+def _selected(ledger: Ledger, status: str | None, cause: str | None) -> Iterator[Entry]:
+    """The entries to export; `cause` is a key `bulk status` or `bulk report` showed."""
+    if cause is None:
+        yield from ledger.entries(status)
+        return
+    from bulk.reporting.causes import cause_key
+
     for entry in ledger.entries(status):
+        if cause_key(entry.status, entry.http_status, entry.error) == cause:
+            yield entry
+
+
+def export_jsonl(ledger: Ledger, out: TextIO, status: str | None = None,
+                 cause: str | None = None) -> int:
+    count = 0
+    for entry in _selected(ledger, status, cause):
         out.write(json.dumps(_export_record(entry), ensure_ascii=False) + "\n")
         count += 1
     return count
 
 
-def export_csv(ledger: Ledger, out: TextIO, status: str | None = None) -> int:
+def export_csv(ledger: Ledger, out: TextIO, status: str | None = None,
+               cause: str | None = None) -> int:
     # A first pass finds the input columns the exported rows had (streamed, not held).
     extra: dict[str, None] = {}
-    for entry in ledger.entries(status):
+    for entry in _selected(ledger, status, cause):
         for key in entry.input or {}:
             if key not in ID_ALIASES and key not in REPORT_COLUMNS:
                 extra[key] = None
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*EXPORT_KEYS, *extra])
     count = 0
-    for entry in ledger.entries(status):
+    for entry in _selected(ledger, status, cause):
         record = _export_record(entry)
         cells = [_cell(record[key]) for key in EXPORT_KEYS]
         given = entry.input or {}
@@ -90,7 +120,8 @@ def export_csv(ledger: Ledger, out: TextIO, status: str | None = None) -> int:
 
 
 def export_to(
-    ledger: Ledger, destination: str, out_format: str, status: str | None, *, stdout: TextIO
+    ledger: Ledger, destination: str, out_format: str, status: str | None, *, stdout: TextIO,
+    cause: str | None = None,
 ) -> int:
     """Write an export to the file `destination` ("-": `stdout`); returns the rows written.
 
@@ -105,12 +136,12 @@ def export_to(
     opened = False
     try:
         if destination == "-":
-            count = write(ledger, stdout, status)
+            count = write(ledger, stdout, status, cause)
             stdout.flush()  # a full device shows itself here, not at the exit
             return count
         with open(destination, "w", encoding="utf-8") as out:
             opened = True
-            return write(ledger, out, status)
+            return write(ledger, out, status, cause)
     except OSError as exc:
         incomplete = "; what was written of it is incomplete" if opened else ""
         raise ConfigError(

@@ -49,6 +49,11 @@ def apply_command(
     )
     summary = apply_job(options, connection, quiet=bool(settings.get("quiet")), err=err)
     print(summary.line(), file=out, flush=True)
+    if summary.dry_run:
+        from bulk.reporting.preview import preview_lines
+
+        for line in preview_lines(summary.ledger_path):
+            print(line, file=out)
     return summary.exit_code
 
 

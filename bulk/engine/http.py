@@ -177,6 +177,7 @@ class JsonHttp:
             path=path,
         )
         if error.status == 429:
+            self._pacer.note("429")
             # Everyone waits, not only this worker: the quota is the token's. And the
             # pace drops, so the job settles below a quota no document states.
             self._pacer.slow_down()

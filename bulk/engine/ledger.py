@@ -17,7 +17,6 @@ entries not written stay buffered, in order, for a later commit.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sqlite3
@@ -26,10 +25,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bulk.engine.errors import ConfigError, LedgerMismatch, LedgerWriteError
 from bulk.engine.ledger_file import APPLICATION_ID, RunLock, open_for_run, open_read_only
+
+if TYPE_CHECKING:  # asyncio is imported where it is used: `bulk status` need not load it
+    import asyncio
 
 PENDING = "pending"
 IN_DOUBT = "in_doubt"
@@ -62,6 +64,13 @@ CREATE TABLE IF NOT EXISTS rows (
     updated_at  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rows_status ON rows(status);
+-- What slowed the job, as it happened (429s, pauses, outages), for `bulk report`.
+-- Created if absent, so a ledger from before it still opens.
+CREATE TABLE IF NOT EXISTS events (
+    at      TEXT NOT NULL,             -- ISO time, the same clock as rows.updated_at
+    kind    TEXT NOT NULL,             -- "429", "pause", "outage"...
+    seconds REAL                       -- how long it held the job back, when known
+);
 """
 
 UPSERT = """
@@ -150,6 +159,7 @@ class Ledger:
         self.batch_size = batch_size
         self.read_only = read_only
         self._buffer: list[tuple[Any, ...]] = []
+        self._events: list[tuple[str, str, float | None]] = []
         self._commit_waiters: asyncio.Future[None] | None = None
         self._lock: RunLock | None = None
         if read_only:
@@ -194,6 +204,7 @@ class Ledger:
             with self._transaction():
                 self._db.execute("DELETE FROM rows")
                 self._db.execute("DELETE FROM meta")
+                self._db.execute("DELETE FROM events")
             self.set_meta(fingerprint=wanted, created_at=now_iso())
             return False
         return self.count() > 0
@@ -223,8 +234,14 @@ class Ledger:
         if len(self._buffer) >= self.batch_size:
             self.commit()
 
+    def record_event(self, kind: str, seconds: float | None = None) -> None:
+        """Note that something held the job back now; committed with the next batch."""
+        self._events.append((now_iso(), kind, seconds))
+
     async def record_durably(self, entry: Entry) -> None:
         """Buffer one entry and return once it is committed (shared commit per loop turn)."""
+        import asyncio
+
         self.record(entry)
         if self._commit_waiters is None:
             loop = asyncio.get_running_loop()
@@ -248,16 +265,19 @@ class Ledger:
 
     def commit(self) -> None:
         """Write every buffered entry in one transaction."""
-        if not self._buffer:
+        if not self._buffer and not self._events:
             return
         batch, self._buffer = self._buffer, []
+        events, self._events = self._events, []
         try:
             with self._transaction():
                 self._db.executemany(UPSERT, batch)
+                self._db.executemany("INSERT INTO events VALUES (?, ?, ?)", events)
         except BaseException:
             # Not written (locked, disk full...): keep the entries, in order, for the
             # next commit rather than silently dropping a whole batch of outcomes.
             self._buffer[:0] = batch
+            self._events[:0] = events
             raise
 
     @contextmanager

@@ -7,9 +7,15 @@ not only the one that was refused: the server's quota is per token, not per work
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiolimiter import AsyncLimiter
 
 from bulk.engine.clock import Clock, LoopClock
+
+#: Told of what holds the job back, as it happens: ("429", None) for each 429 answer,
+#: ("pause", seconds) when a cooldown starts or grows. The ledger records them.
+EventHook = Callable[[str, float | None], None]
 
 
 class Pacer:
@@ -39,6 +45,7 @@ class Pacer:
         self._paced_since: float | None = None  # when the pace last changed
         self.cooldowns = 0  # how many times a 429 (or similar) paused everyone
         self.waits = 0  # how many acquisitions had to wait out a cooldown
+        self.on_event: EventHook | None = None
 
     @property
     def clock(self) -> Clock:
@@ -67,6 +74,12 @@ class Pacer:
         if until > self._cooldown_until:
             self._cooldown_until = until
             self.cooldowns += 1
+            self.note("pause", max(0.0, seconds))
+
+    def note(self, kind: str, seconds: float | None = None) -> None:
+        """Pass an event to `on_event`, if anyone listens."""
+        if self.on_event is not None:
+            self.on_event(kind, seconds)
 
     def slow_down(self) -> None:
         """Lower the pace after a 429 (one storm of 429s counts once).

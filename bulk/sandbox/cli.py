@@ -104,6 +104,12 @@ def sandbox_command(host: str, port: int, allow_remote: bool, export_path: Path 
     Or in one shell (it lets go of stdout after the three lines):
       eval "$(bulk sandbox --runs 500 &)"
     """
+    data = options.get("data")
+    if data is not None and not data.exists():
+        from bulk.samples import shipped
+
+        # `--data sample_data/org.json` as the README says, from wherever bulk is installed.
+        options["data"] = shipped(data) or data
     if host == "localhost":
         host = "127.0.0.1"  # one socket, one port (localhost may also mean ::1)
     if not _is_loopback(host) and not allow_remote:

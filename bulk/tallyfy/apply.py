@@ -332,6 +332,7 @@ def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
             input=str(options.input), target=target.name, org=connection.org_id,
             base_url=connection.base_url, rows=str(scanned.rows),
             started_at=now_iso(), finished_at="", outcome="running",
+            options=json.dumps(_shown_options(options)),
         )
     except BaseException:
         ledger.close()
@@ -342,6 +343,13 @@ def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
 
 
 DRY_RUN = "dry-run"
+
+
+def _shown_options(options: ApplyOptions) -> dict[str, Any]:
+    """The options of this run, as `bulk report` shows them (no secret is among them)."""
+    keys = ("format", "concurrency", "rate", "burst", "max_attempts", "timeout",
+            "retry_failed", "fresh", "dry_run")
+    return {key: getattr(options, key) for key in keys}
 
 
 def _rehearsal_ledger(ledger: Ledger) -> bool:
@@ -369,6 +377,7 @@ async def execute(
     options = job.options
     clock = clock or LoopClock()
     pacer = Pacer(options.rate, options.burst, clock)
+    pacer.on_event = job.ledger.record_event  # 429s and pauses, for `bulk report`
     policy = options.policy
     # Workers never exceed the connector: one connection each, no hidden queueing.
     connector = aiohttp.TCPConnector(limit=options.concurrency)

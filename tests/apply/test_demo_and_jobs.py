@@ -32,6 +32,9 @@ def test_the_demo_runs_a_bad_day_to_a_clean_end(tmp_path: Path) -> None:
     # The loop closes: the demo undoes its own job, and the sandbox is as it started.
     assert "undo: 40 rows from the ledger put back" in text
     assert "sandbox back to its first state: 52 of 52 records" in text
+    report = tmp_path / "mass-rename.report.html"
+    assert f"report (open it in a browser): {report}" in text
+    assert 'data-status="ok" data-count="40"' in report.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("job", ["owner-reassignment", "migration-batch"])
