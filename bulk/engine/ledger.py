@@ -64,6 +64,9 @@ CREATE TABLE IF NOT EXISTS rows (
     updated_at  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rows_status ON rows(status);
+"""
+#: Created on every opening for a run if absent, so a ledger from before it still opens.
+EVENTS_SCHEMA = """
 -- What slowed the job, as it happened (429s, pauses, outages), for `bulk report`.
 -- Created if absent, so a ledger from before it still opens.
 CREATE TABLE IF NOT EXISTS events (
@@ -141,7 +144,7 @@ COLUMNS = (
 
 def _set_up(db: sqlite3.Connection) -> None:
     """Tables and stamp of a new ledger (or of one written before the stamp)."""
-    db.executescript(SCHEMA)
+    db.executescript(SCHEMA + EVENTS_SCHEMA)
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
@@ -173,6 +176,7 @@ class Ledger:
             self._db.execute("PRAGMA synchronous=NORMAL")
             if self._db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
                 _set_up(self._db)  # a ledger from before the stamp (checked to be ours)
+            self._db.executescript(EVENTS_SCHEMA)
         except sqlite3.Error as exc:
             self._db.close()
             self._lock.release()
