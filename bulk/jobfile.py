@@ -3,15 +3,80 @@
 Relative paths in a job file are read from the job file's own folder, so a job runs the
 same whatever the current directory. Unknown keys are refused, for the same reason the
 tool refuses unknown columns: a misspelt setting must not be silently ignored.
+
+`OPTION_SPECS` is the one table of what each option accepts: `bulk apply`'s flags are
+built from it and job-file values are checked against it, so the two can never disagree.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bulk.engine.errors import ConfigError
+from bulk.engine.reader import FORMATS
+from bulk.tallyfy.fields import TARGETS
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A numeric option: whole numbers or not, and the inclusive range it must be in.
+
+    Every option has an upper bound too: a huge or infinite worker count, rate or
+    timeout is a typo, and taken literally it hangs the run instead of failing it.
+    """
+
+    whole: bool
+    low: float
+    high: float
+
+    @property
+    def span(self) -> str:
+        return f"{_number(self.low)} to {_number(self.high)}"
+
+    def problem(self, value: object) -> str | None:
+        """Why `value` is refused (one phrase naming the allowed range), or None."""
+        kind = "a whole number" if self.whole else "a number"
+        allowed: tuple[type, ...] = (int,) if self.whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            return f"expected {kind} from {self.span}, got {value!r}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{value!r} is not a finite number; expected {kind} from {self.span}"
+        if not self.low <= value <= self.high:
+            return f"{value!r} is not in the range {self.span}"
+        return None
+
+
+@dataclass(frozen=True)
+class Choices:
+    """An option that is one word of a fixed list."""
+
+    values: tuple[str, ...]
+
+    def problem(self, value: object) -> str | None:
+        if value in self.values:
+            return None
+        return f"{value!r} is not one of {', '.join(self.values)}"
+
+
+#: What `bulk apply` accepts for each checked option, flags and job files alike.
+OPTION_SPECS: dict[str, Bounds | Choices] = {
+    "format": Choices(FORMATS),
+    "target": Choices(tuple(TARGETS)),
+    "concurrency": Bounds(whole=True, low=1, high=256),
+    # Up to a million: benchmarks run unpaced at 100_000; anything finite is harmless.
+    "rate": Bounds(whole=False, low=0.01, high=1_000_000),
+    "burst": Bounds(whole=True, low=1, high=1000),
+    "max_attempts": Bounds(whole=True, low=1, high=50),
+    "timeout": Bounds(whole=False, low=0.1, high=3600),
+}
 
 #: key -> type; keys use the flags' names with `_` or `-`.
 KEYS: dict[str, type | tuple[type, ...]] = {
@@ -44,6 +109,8 @@ def load_job_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read job file ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"{path}: not a readable TOML file ({type(exc).__name__})") from None
     settings: dict[str, Any] = {}
     for raw_key, value in data.items():
         key = raw_key.replace("-", "_")
@@ -51,12 +118,36 @@ def load_job_file(path: Path) -> dict[str, Any]:
         if expected is None:
             known = ", ".join(sorted(KEYS))
             raise ConfigError(f"{path}: unknown setting {raw_key!r} (known: {known})")
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(f"{path}: setting {raw_key!r} has the wrong type ({value!r})")
+        problem = _problem(key, value, expected)
+        if problem:
+            raise ConfigError(f"{path}: setting {raw_key!r}: {problem}")
         if key in PATH_KEYS:
             value = str((path.parent / value).resolve()) if not Path(value).is_absolute() else value
         settings[key] = value
     return settings
+
+
+def _problem(key: str, value: object, expected: type | tuple[type, ...]) -> str | None:
+    spec = OPTION_SPECS.get(key)
+    if isinstance(spec, Bounds):
+        problem = spec.problem(value)
+    elif not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+        return f"wrong type ({type(value).__name__} {_short(value)})"
+    elif isinstance(value, str) and key != "description" and not value.strip():
+        return "must not be empty"
+    elif isinstance(value, str) and "\x00" in value:
+        return "must not contain a NUL character"
+    else:
+        problem = spec.problem(value) if spec is not None else None
+    if problem:
+        flag = "--" + key.replace("_", "-")
+        return f"{problem} (as for {flag})"
+    return None
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def merge(job: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,133 @@
+"""Settings from job files and flags: one table of ranges, one-line refusals, nothing touched."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bulk.cli import apply as apply_cmd
+from bulk.cli import main
+from bulk.engine.reader import FORMATS
+from bulk.jobfile import OPTION_SPECS, Bounds, load_job_file
+from bulk.tallyfy.fields import TARGETS
+from tests.apply.helpers import TOKEN, write_csv
+
+ENV = {"TALLYFY_ACCESS_TOKEN": TOKEN, "TALLYFY_ORG_ID": "b" * 32,
+       # Nothing listens there: a request would fail, so the checks must come first.
+       "TALLYFY_BASE_URL": "http://127.0.0.1:9/api"}
+
+
+def invoke(args: list[str], env: dict[str, str] | None = None):
+    return CliRunner().invoke(main, args, env=env or ENV, catch_exceptions=False)
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path) -> Path:
+    write_csv(tmp_path / "r.csv", ["id", "name"], [["a" * 32, "x"]])
+    return tmp_path
+
+
+HOSTILE = [
+    ('target = "processes"', "target", "runs, templates"),
+    ("concurrency = 0", "concurrency", "1 to 256"),
+    ("rate = -5", "rate", "0.01 to"),
+    ("rate = nan", "rate", "not a finite number"),
+    ("rate = inf", "rate", "not a finite number"),
+    ("rate = -inf", "rate", "not a finite number"),
+    ("rate = 1e400", "rate", "not a finite number"),
+    ("rate = true", "rate", "expected a number"),
+    ("concurrency = 99999999999999999", "concurrency", "1 to 256"),
+    ("concurrency = 2.5", "concurrency", "whole number"),
+    ("burst = 0", "burst", "1 to 1000"),
+    ("max_attempts = 0", "max_attempts", "1 to 50"),
+    ("max-attempts = 51", "max-attempts", "1 to 50"),
+    ("timeout = 0", "timeout", "0.1 to 3600"),
+    ("timeout = inf", "timeout", "not a finite number"),
+    ('format = "xml"', "format", "csv, jsonl"),
+    ('org = "  "', "org", "empty"),
+    ('base_url = ""', "base_url", "empty"),
+    ('ledger = ""', "ledger", "empty"),
+    ('ledger = "a\\u0000b"', "ledger", "NUL"),
+]
+
+
+@pytest.mark.parametrize(("line", "key", "says"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_a_job_file_value_out_of_range_is_one_line_before_the_ledger(job_dir, line, key, says):
+    job = job_dir / "job.toml"
+    job.write_text(f'input = "r.csv"\n{line}\n', encoding="utf-8")
+
+    result = invoke(["apply", str(job), "-q"])
+
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "job.toml" in lines[0] and repr(key) in lines[0] and says in lines[0]
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in job_dir.iterdir()) == ["job.toml", "r.csv"], "no ledger made"
+
+
+def test_an_empty_input_in_a_job_file_is_refused(job_dir: Path) -> None:
+    job = job_dir / "job.toml"
+    job.write_text('input = ""\n', encoding="utf-8")
+
+    result = invoke(["apply", str(job)])
+
+    assert result.exit_code == 2
+    assert "job.toml" in result.stderr and "'input'" in result.stderr and "empty" in result.stderr
+
+
+def _flag_accepts(key: str, value: float) -> bool:
+    option = next(p for p in apply_cmd.params if p.name == key)
+    try:
+        option.type.convert(repr(value) if isinstance(value, float) else str(value), option, None)
+    except Exception:
+        return False
+    return True
+
+
+def _job_accepts(tmp_path: Path, key: str, value: float) -> bool:
+    job = tmp_path / "j.toml"
+    text = "nan" if isinstance(value, float) and math.isnan(value) else repr(value)
+    text = {"inf": "inf", "-inf": "-inf"}.get(text, text)
+    job.write_text(f"{key} = {text}\n", encoding="utf-8")
+    try:
+        load_job_file(job)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("key", [k for k, s in OPTION_SPECS.items() if isinstance(s, Bounds)])
+def test_flags_and_job_files_accept_exactly_the_same_numbers(tmp_path: Path, key: str) -> None:
+    spec = OPTION_SPECS[key]
+    assert isinstance(spec, Bounds)
+    probes = [spec.low, spec.high, spec.low - 1, spec.high + 1, math.inf, -math.inf, math.nan]
+    if not spec.whole:
+        probes += [spec.low / 2, spec.low * 1.5, spec.high - 0.5, 1e308]
+    for value in probes:
+        value = int(value) if spec.whole and math.isfinite(value) else value
+        assert _flag_accepts(key, value) == _job_accepts(tmp_path, key, value), (key, value)
+    assert _flag_accepts(key, spec.low) and _flag_accepts(key, spec.high)
+    assert not _flag_accepts(key, math.nan) and not _flag_accepts(key, math.inf)
+
+
+def test_the_choices_are_the_targets_and_formats_the_library_knows() -> None:
+    assert OPTION_SPECS["target"].values == tuple(TARGETS)
+    assert OPTION_SPECS["format"].values == FORMATS
+    by_name = {p.name: p for p in apply_cmd.params}
+    assert tuple(by_name["target"].type.choices) == OPTION_SPECS["target"].values
+    assert tuple(by_name["input_format"].type.choices) == OPTION_SPECS["format"].values
+
+
+@pytest.mark.parametrize("flag", [["--rate", "nan"], ["--rate", "inf"], ["--timeout", "inf"],
+                                  ["--concurrency", "0"], ["--rate", "1e999"]])
+def test_a_flag_out_of_range_is_a_usage_error(job_dir: Path, flag: list[str]) -> None:
+    result = invoke(["apply", "--input", str(job_dir / "r.csv"), *flag])
+
+    assert result.exit_code == 2
+    assert f"Invalid value for '{flag[0]}'" in result.stderr
+    assert not list(job_dir.glob("*.ledger.db"))
