@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -10,10 +11,12 @@ from click.testing import CliRunner
 
 from bulk.cli import apply as apply_cmd
 from bulk.cli import main
+from bulk.engine.errors import ConfigError
 from bulk.engine.reader import FORMATS
 from bulk.jobfile import OPTION_SPECS, Bounds, load_job_file
+from bulk.tallyfy.connection import connection_from_env
 from bulk.tallyfy.fields import TARGETS
-from tests.apply.helpers import TOKEN, write_csv
+from tests.apply.helpers import TOKEN, env_for, run_ids, write_csv
 
 ENV = {"TALLYFY_ACCESS_TOKEN": TOKEN, "TALLYFY_ORG_ID": "b" * 32,
        # Nothing listens there: a request would fail, so the checks must come first.
@@ -131,3 +134,90 @@ def test_a_flag_out_of_range_is_a_usage_error(job_dir: Path, flag: list[str]) ->
     assert result.exit_code == 2
     assert f"Invalid value for '{flag[0]}'" in result.stderr
     assert not list(job_dir.glob("*.ledger.db"))
+
+
+# -- the token and the base URL: refused once, before any request ------------------------
+
+BAD_TOKENS = {
+    "control character": "tok\x01" + TOKEN,
+    "header injection": TOKEN + "\r\nX-Evil: 1",
+    "tab": TOKEN[:5] + "\t" + TOKEN[5:],
+    "space inside": TOKEN[:5] + " " + TOKEN[5:],
+    "non-ASCII": TOKEN + "é",
+    "DEL": TOKEN + "\x7f",
+}
+
+
+@pytest.mark.parametrize("token", list(BAD_TOKENS.values()), ids=list(BAD_TOKENS))
+def test_a_token_no_header_can_carry_is_refused_once_and_never_shown(
+        threaded_sandbox, tmp_path: Path, token: str) -> None:
+    path = write_csv(tmp_path / "r.csv", ["id", "name"],
+                     [[rid, "x"] for rid in run_ids(threaded_sandbox, 5)])
+    env = {**env_for(threaded_sandbox), "TALLYFY_ACCESS_TOKEN": token}
+
+    result = invoke(["apply", "--input", str(path), "-q"], env)
+
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "TALLYFY_ACCESS_TOKEN" in lines[0], result.stderr
+    assert TOKEN[:8] not in result.output and "Traceback" not in result.output
+    assert threaded_sandbox.stats.requests == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"], "no ledger made"
+
+
+def test_surrounding_whitespace_of_a_token_is_still_forgiven(threaded_sandbox, tmp_path):
+    path = write_csv(tmp_path / "r.csv", ["id", "name"],
+                     [[rid, "x"] for rid in run_ids(threaded_sandbox, 2)])
+    env = {**env_for(threaded_sandbox), "TALLYFY_ACCESS_TOKEN": f"  {TOKEN}\n"}
+
+    assert invoke(["apply", "--input", str(path), "-q"], env).exit_code == 0
+
+
+def _with(base_url: str, userinfo: str = "", tail: str = "") -> str:
+    return base_url.replace("http://", f"http://{userinfo}") + tail
+
+
+@pytest.mark.parametrize(("userinfo", "tail", "says"), [
+    ("user:hunter2@", "", "credentials"),
+    ("hunter2@", "", "credentials"),
+    (":hunter2@", "", "credentials"),
+    ("", "?hunter2=1", "query or fragment"),
+    ("", "?", "query or fragment"),
+    ("", "#hunter2", "query or fragment"),
+    ("", "/hunter2\x01", "control character"),
+    ("", "/hunter2 x", "a space"),
+], ids=["user-pass", "user", "pass", "query", "empty-query", "fragment", "control", "space"])
+def test_a_base_url_with_credentials_query_or_control_characters_is_refused(
+        threaded_sandbox, tmp_path: Path, userinfo: str, tail: str, says: str) -> None:
+    path = write_csv(tmp_path / "r.csv", ["id", "name"],
+                     [[rid, "x"] for rid in run_ids(threaded_sandbox, 5)])
+    base_url = _with(threaded_sandbox.base_url, userinfo, tail)
+
+    from_env = invoke(["apply", "--input", str(path), "-q"],
+                      {**env_for(threaded_sandbox), "TALLYFY_BASE_URL": base_url})
+    job = tmp_path / "job.toml"
+    job.write_text(f'input = "r.csv"\nbase_url = {json.dumps(base_url)}\n', encoding="utf-8")
+    from_job = invoke(["apply", str(job), "-q"], env_for(threaded_sandbox))
+
+    for result in (from_env, from_job):
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "base URL" in lines[0] and says in lines[0], result.stderr
+        assert "hunter2" not in result.output
+    assert threaded_sandbox.stats.requests == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.toml", "r.csv"], "no ledger"
+
+
+def test_the_library_refuses_them_too_and_never_in_the_message() -> None:
+    env = {"TALLYFY_ACCESS_TOKEN": "abc\x00def-hunter2", "TALLYFY_ORG_ID": "b" * 32}
+    with pytest.raises(ConfigError) as raised:
+        connection_from_env(env)
+    assert "hunter2" not in str(raised.value)
+    env = {"TALLYFY_ACCESS_TOKEN": TOKEN, "TALLYFY_ORG_ID": "b" * 32,
+           "TALLYFY_BASE_URL": "https://me:hunter2@go.tallyfy.com/api"}
+    with pytest.raises(ConfigError) as raised:
+        connection_from_env(env)
+    assert "hunter2" not in str(raised.value) and "***@go.tallyfy.com" in str(raised.value)
+    env["TALLYFY_BASE_URL"] = "https://go.tallyfy.com:99999/api"
+    with pytest.raises(ConfigError, match="invalid port"):
+        connection_from_env(env)
