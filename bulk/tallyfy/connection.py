@@ -42,6 +42,12 @@ class Connection:
     org_id: str
     token: Secret
 
+    def __post_init__(self) -> None:
+        # However it was made (environment, flags, or a library caller), a connection
+        # never holds a base URL with credentials or a token no header can carry.
+        check_base_url(self.base_url)
+        check_token(self.token.reveal())
+
     def url(self, *segments: str) -> str:
         return "/".join([self.base_url, "organizations", self.org_id, *segments])
 

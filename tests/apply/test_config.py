@@ -14,7 +14,7 @@ from bulk.cli import main
 from bulk.engine.errors import ConfigError
 from bulk.engine.reader import FORMATS
 from bulk.jobfile import OPTION_SPECS, Bounds, load_job_file
-from bulk.tallyfy.connection import connection_from_env
+from bulk.tallyfy.connection import Connection, Secret, connection_from_env
 from bulk.tallyfy.fields import TARGETS
 from tests.apply.helpers import TOKEN, env_for, run_ids, write_csv
 
@@ -221,3 +221,12 @@ def test_the_library_refuses_them_too_and_never_in_the_message() -> None:
     env["TALLYFY_BASE_URL"] = "https://go.tallyfy.com:99999/api"
     with pytest.raises(ConfigError, match="invalid port"):
         connection_from_env(env)
+
+
+def test_a_connection_made_by_a_library_caller_is_checked_too() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Connection("https://me:hunter2@go.tallyfy.com/api", "b" * 32, Secret(TOKEN))
+    assert "hunter2" not in str(raised.value)
+    with pytest.raises(ConfigError) as raised:
+        Connection("https://go.tallyfy.com/api", "b" * 32, Secret("hunter2\n"))
+    assert "hunter2" not in str(raised.value)
