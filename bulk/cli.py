@@ -12,6 +12,7 @@ import click
 
 from bulk import __version__
 from bulk.engine.errors import ConfigError, InputError
+from bulk.options import OPTION_SPECS, Bounds, Choices
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -93,6 +94,40 @@ class _Commands(click.Group):
                 formatter.write_dl(rows)
 
 
+class _Checked(click.ParamType):
+    """A number checked against the same table as job files (finite, within its range)."""
+
+    def __init__(self, spec: Bounds) -> None:
+        self.spec = spec
+        self.name = "integer" if spec.whole else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                value = int(value) if self.spec.whole else float(value)
+            except ValueError:
+                self.fail(f"{value!r} is not {'a whole number' if self.spec.whole else 'a number'}"
+                          f" (expected {self.spec.span})", param, ctx)
+        problem = self.spec.problem(value)
+        if problem:
+            self.fail(problem, param, ctx)
+        return value
+
+
+def _spec_type(key: str) -> click.ParamType:
+    """The click type of an option, from the table job files are checked against."""
+    spec = OPTION_SPECS[key]
+    if isinstance(spec, Choices):
+        return click.Choice(spec.values)
+    return _Checked(spec)
+
+
+def _span(key: str) -> str:
+    spec = OPTION_SPECS[key]
+    return spec.span if isinstance(spec, Bounds) else "|".join(spec.values)
+
+
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bulk")
 def main() -> None:
@@ -109,19 +144,24 @@ def main() -> None:
 @click.argument("job_file", required=False, type=_File())
 @click.option("--input", "input_path", type=_File(),
               help="CSV or JSONL file, one row per record to change.")
-@click.option("--format", "input_format", type=click.Choice(["csv", "jsonl"]),
+@click.option("--format", "input_format", type=_spec_type("format"),
               help="Input format (default: from the file extension).")
-@click.option("--target", type=click.Choice(["runs", "templates"]),
+@click.option("--target", type=_spec_type("target"),
               help="What the rows name: runs (processes) or templates (checklists).")
 @click.option("--ledger", type=_File(dir_okay=True),
               help="Result ledger (default: <input>.ledger.db).")
 @click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
 @click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
-@click.option("--concurrency", type=click.IntRange(1, 256), help="Workers (default 8).")
-@click.option("--rate", type=click.FloatRange(min=0.01), help="Requests per second (default 10).")
-@click.option("--burst", type=click.IntRange(1, 1000), help="Requests allowed at once (default 2).")
-@click.option("--max-attempts", type=click.IntRange(1, 50), help="Tries per row (default 5).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds per request (30).")
+@click.option("--concurrency", type=_spec_type("concurrency"),
+              help=f"Workers (default 8; {_span('concurrency')}).")
+@click.option("--rate", type=_spec_type("rate"),
+              help=f"Requests per second (default 10; {_span('rate')}).")
+@click.option("--burst", type=_spec_type("burst"),
+              help=f"Requests allowed at once (default 2; {_span('burst')}).")
+@click.option("--max-attempts", type=_spec_type("max_attempts"),
+              help=f"Tries per row (default 5; {_span('max_attempts')}).")
+@click.option("--timeout", type=_spec_type("timeout"),
+              help=f"Seconds per request (default 30; {_span('timeout')}).")
 @click.option("--retry-failed", is_flag=True, default=None, help="On resume, retry failed rows.")
 @click.option("--fresh", is_flag=True, default=None,
               help="Start the ledger over (needed when the input, target or org changed).")
@@ -183,10 +223,14 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
               "(default without --set: the main fields).")
 @click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
 @click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
-@click.option("--rate", type=click.FloatRange(min=0.01), help="Requests per second (default 10).")
-@click.option("--burst", type=click.IntRange(1, 1000), help="Requests allowed at once (default 2).")
-@click.option("--max-attempts", type=click.IntRange(1, 50), help="Tries per request (default 5).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds per request (30).")
+@click.option("--rate", type=_spec_type("rate"),
+              help=f"Requests per second (default 10; {_span('rate')}).")
+@click.option("--burst", type=_spec_type("burst"),
+              help=f"Requests allowed at once (default 2; {_span('burst')}).")
+@click.option("--max-attempts", type=_spec_type("max_attempts"),
+              help=f"Tries per request (default 5; {_span('max_attempts')}).")
+@click.option("--timeout", type=_spec_type("timeout"),
+              help=f"Seconds per request (default 30; {_span('timeout')}).")
 @click.option("--quiet", "-q", is_flag=True, default=None, help="No progress line.")
 def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
     """Find runs or templates by filters and write them as a `bulk apply` input.
@@ -231,11 +275,16 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
               help="With --apply: the undo's ledger (default: <undo file>.ledger.db).")
 @click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
 @click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
-@click.option("--concurrency", type=click.IntRange(1, 256), help="Workers (default 8).")
-@click.option("--rate", type=click.FloatRange(min=0.01), help="Requests per second (default 10).")
-@click.option("--burst", type=click.IntRange(1, 1000), help="Requests allowed at once (default 2).")
-@click.option("--max-attempts", type=click.IntRange(1, 50), help="Tries per row (default 5).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds per request (30).")
+@click.option("--concurrency", type=_spec_type("concurrency"),
+              help=f"Workers (default 8; {_span('concurrency')}).")
+@click.option("--rate", type=_spec_type("rate"),
+              help=f"Requests per second (default 10; {_span('rate')}).")
+@click.option("--burst", type=_spec_type("burst"),
+              help=f"Requests allowed at once (default 2; {_span('burst')}).")
+@click.option("--max-attempts", type=_spec_type("max_attempts"),
+              help=f"Tries per row (default 5; {_span('max_attempts')}).")
+@click.option("--timeout", type=_spec_type("timeout"),
+              help=f"Seconds per request (default 30; {_span('timeout')}).")
 @click.option("--retry-failed", is_flag=True, default=None, help="On resume, retry failed rows.")
 @click.option("--fresh", is_flag=True, default=None, help="Start the undo's ledger over.")
 @click.option("--dry-run", is_flag=True, default=None, help="With --apply: plan, write nothing.")

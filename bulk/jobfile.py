@@ -3,6 +3,10 @@
 Relative paths in a job file are read from the job file's own folder, so a job runs the
 same whatever the current directory. Unknown keys are refused, for the same reason the
 tool refuses unknown columns: a misspelt setting must not be silently ignored.
+
+`OPTION_SPECS` (bulk/options.py) is the one table of what each option accepts: `bulk
+apply`'s flags are built from it and job-file values are checked against it, so the two
+can never disagree.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bulk.engine.errors import ConfigError
+from bulk.options import OPTION_SPECS, Bounds
 
 #: key -> type; keys use the flags' names with `_` or `-`.
 KEYS: dict[str, type | tuple[type, ...]] = {
@@ -44,6 +49,8 @@ def load_job_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read job file ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"{path}: not a readable TOML file ({type(exc).__name__})") from None
     settings: dict[str, Any] = {}
     for raw_key, value in data.items():
         key = raw_key.replace("-", "_")
@@ -51,12 +58,36 @@ def load_job_file(path: Path) -> dict[str, Any]:
         if expected is None:
             known = ", ".join(sorted(KEYS))
             raise ConfigError(f"{path}: unknown setting {raw_key!r} (known: {known})")
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(f"{path}: setting {raw_key!r} has the wrong type ({value!r})")
+        problem = _problem(key, value, expected)
+        if problem:
+            raise ConfigError(f"{path}: setting {raw_key!r}: {problem}")
         if key in PATH_KEYS:
             value = str((path.parent / value).resolve()) if not Path(value).is_absolute() else value
         settings[key] = value
     return settings
+
+
+def _problem(key: str, value: object, expected: type | tuple[type, ...]) -> str | None:
+    spec = OPTION_SPECS.get(key)
+    if isinstance(spec, Bounds):
+        problem = spec.problem(value)
+    elif not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+        return f"wrong type ({type(value).__name__} {_short(value)})"
+    elif isinstance(value, str) and key != "description" and not value.strip():
+        return "must not be empty"
+    elif isinstance(value, str) and "\x00" in value:
+        return "must not contain a NUL character"
+    else:
+        problem = spec.problem(value) if spec is not None else None
+    if problem:
+        flag = "--" + key.replace("_", "-")
+        return f"{problem} (as for {flag})"
+    return None
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def merge(job: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:

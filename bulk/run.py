@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 from bulk.engine.errors import ConfigError
-from bulk.engine.job import Summary
+from bulk.engine.job import Job, Summary
 from bulk.jobfile import load_job_file, merge
 from bulk.progress import TerminalProgress
 from bulk.tallyfy.apply import ApplyOptions, execute, prepare
@@ -37,36 +40,111 @@ def apply_command(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Run `bulk apply`; returns the exit code. Raises ConfigError/InputError (exit 2)."""
+    """Run `bulk apply`; returns the exit code. Raises ConfigError/InputError (exit 2), and
+    KeyboardInterrupt only for a Ctrl-C before the first row (nothing sent)."""
     out = out or sys.stdout
     err = err or sys.stderr
-    settings = merge(load_job_file(job_file) if job_file else {}, dict(flags))
-    options = options_from_settings(settings)
-    connection = connection_from_env(
-        os.environ if environ is None else environ,
-        base_url=settings.get("base_url"),
-        org_id=settings.get("org"),
-    )
-    summary = apply_job(options, connection, quiet=bool(settings.get("quiet")), err=err)
-    print(summary.line(), file=out, flush=True)
-    if summary.dry_run:
-        from bulk.reporting.preview import preview_lines
+    with StopSignals() as signals:
+        settings = merge(load_job_file(job_file) if job_file else {}, dict(flags))
+        options = options_from_settings(settings)
+        connection = connection_from_env(
+            os.environ if environ is None else environ,
+            base_url=settings.get("base_url"),
+            org_id=settings.get("org"),
+        )
+        summary = apply_job(options, connection, quiet=bool(settings.get("quiet")), err=err,
+                            signals=signals)
+        print(summary.line(), file=out, flush=True)
+        if summary.dry_run:
+            from bulk.reporting.preview import preview_lines
 
-        for line in preview_lines(summary.ledger_path):
-            print(line, file=out)
-    return summary.exit_code
+            for line in preview_lines(summary.ledger_path):
+                print(line, file=out)
+    code = summary.exit_code
+    if signals.received and code in (0, 1):
+        # The signal came after the last row: the summary above is whole, and the
+        # exit code still says the user stopped us.
+        print("bulk: interrupted after the last row; the summary above is complete",
+              file=err, flush=True)
+        return INTERRUPTED
+    return code
 
 
 def apply_job(options: ApplyOptions, connection: Any, *, quiet: bool = False,
-              err: TextIO | None = None) -> Summary:
-    """Check everything, then run the job to its end (or interruption)."""
-    prepared = prepare(options, connection)
-    try:
-        observer = TerminalProgress(err) if TerminalProgress.wanted(err, quiet) else None
-        if prepared.resumed and not quiet:
-            print(f"resuming from {prepared.ledger.path}", file=err or sys.stderr)
-        return asyncio.run(
-            execute(prepared, observer=observer, install_signals=True)
-        )
-    finally:
-        prepared.ledger.close()
+              err: TextIO | None = None, signals: StopSignals | None = None) -> Summary:
+    """Check everything, then run the job to its end (or interruption).
+
+    Ctrl-C or SIGTERM while checking raises KeyboardInterrupt (nothing was sent); from
+    then on they stop the job as its first and second interrupt, and once its last row
+    is done they wait for the ledger's final writes (see `StopSignals`).
+    """
+    with contextlib.ExitStack() as stack:
+        if signals is None:
+            signals = stack.enter_context(StopSignals())
+        prepared = prepare(options, connection)
+        try:
+            signals.arm()
+            observer = TerminalProgress(err) if TerminalProgress.wanted(err, quiet) else None
+            if prepared.resumed and not quiet:
+                print(f"resuming from {prepared.ledger.path}", file=err or sys.stderr)
+            return asyncio.run(execute(prepared, observer=observer, on_job=signals.attach))
+        finally:
+            prepared.ledger.close()
+
+
+INTERRUPTED = 130
+
+
+class StopSignals:
+    """Ctrl-C and SIGTERM for the whole of an apply, from its checks to its summary.
+
+    Before `arm()` (while checking input and ledger) a signal raises KeyboardInterrupt at
+    once: nothing has been sent. After it, a signal never raises: it is passed to the job
+    (`Job.interrupt`: the first lets rows in flight finish, the second stops now), and
+    once the job's last row is done it is only counted, so the final ledger writes and
+    the summary line are never cut in half by a traceback. Only the main thread can
+    handle signals; elsewhere this does nothing.
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received = 0
+        self._armed = False
+        self._job: Job | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self._SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def arm(self) -> None:
+        """From now on a signal stops the job instead of raising."""
+        self._armed = True
+
+    def attach(self, job: Job) -> None:
+        """Called in the job's event loop before it runs (`execute(on_job=...)`)."""
+        self._loop = asyncio.get_running_loop()
+        self._job = job
+        for _ in range(min(self.received, 2)):  # signals that came while starting up
+            job.interrupt()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if not self._armed:
+            raise KeyboardInterrupt
+        self.received += 1
+        loop, job = self._loop, self._job
+        if loop is None or job is None:
+            return  # not started yet: attach() passes it on
+        # A signal handler runs between two bytecodes of whatever the loop was doing:
+        # hand the interrupt to the loop rather than change the job's state from here.
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the job is over
+            loop.call_soon_threadsafe(job.interrupt)

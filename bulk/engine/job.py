@@ -185,10 +185,13 @@ class Job:
         self._ledger_error: LedgerWriteError | None = None
         self._stop: asyncio.Event | None = None
         self._hard_stop: asyncio.Event | None = None
+        self._ended = False
 
     # -- control (plain methods: signal handlers and tests call them) ----------------
     def interrupt(self) -> None:
         """First call: finish in-flight rows, take no more. Second call: stop now."""
+        if self._ended:
+            return  # a signal after the last row: the summary is already what happened
         if self._stopping:
             if self._hard_stop is not None:
                 self._hard_stop.set()
@@ -260,6 +263,7 @@ class Job:
             self._observer.close()
             self.summary.elapsed = time.monotonic() - started
             self.summary.ledger_counts = self._ledger.counts()
+            self._ended = True
         if self._ledger_error is not None:
             raise self._ledger_error
         if self._feed_error is not None:

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bulk.sandbox._config import Faults, SandboxConfig, check_latency, check_quota
 from bulk.sandbox._faults import FaultDice, Quota, proxy_page
+from bulk.sandbox._hosts import loopback_hosts_only
 from bulk.sandbox._observe import add_observation_routes
 from bulk.sandbox._stats import JournalEntry, Stats
 from bulk.sandbox._store import Store
@@ -106,6 +107,7 @@ class Service:
         self.org = org  # as loaded, kept for reset_data()
         self.store = Store(org)
         self.token = token
+        self.allow_remote = config.allow_remote
         self.stats = Stats(config.journal_size)
         self.faults: Faults = config.faults
         self.latency_ms = config.latency_ms
@@ -157,7 +159,7 @@ class Service:
     # ------------------------------------------------------------------ routes
 
     def make_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[loopback_hosts_only(any_ip=self.allow_remote)])
         router = app.router
         for prefix in ("/api", ""):
             base = prefix + "/organizations/{org}"

@@ -90,6 +90,9 @@ class SandboxConfig:
     journal_size: int = 10_000
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] | None = None
+    #: Answer requests whose Host is any IP address, not only loopback (``--allow-remote``);
+    #: a DNS name other than localhost is refused either way (DNS rebinding).
+    allow_remote: bool = False
 
     def __post_init__(self) -> None:
         if self.runs < 0 or self.templates < 0:

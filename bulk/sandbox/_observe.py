@@ -25,7 +25,8 @@ _ENDPOINTS = {
     f"GET {PREFIX}/records/{{id}}": "one run or template as stored, with its write count",
     f"PATCH {PREFIX}/records/{{id}}": "edit a record as a person in the web app would "
                                       '(only the given fields, e.g. {"name": "x"})',
-    f"GET {PREFIX}/org": "the whole current organization, in the --data file shape",
+    f"GET {PREFIX}/org": "the whole current organization, in the --data file shape "
+                         "(without the token)",
     f"GET {PREFIX}/settings": "faults, quota and latency in force",
     f"PUT {PREFIX}/settings": 'change them, e.g. {"faults": {"error_rate": 0.1}, '
                               '"rate_limit": 5}',
@@ -79,7 +80,11 @@ def add_observation_routes(router: web.UrlDispatcher, service: Service) -> None:
         return _json({"data": data})
 
     async def org(request: web.Request) -> web.Response:
-        return _json(service.store.to_org())
+        # Without the token: anything on this machine can read /_sandbox (no token asked),
+        # and a token handed out here would open the API routes to it too.
+        org = service.store.to_org()
+        org.pop("token", None)
+        return _json(org)
 
     async def get_settings(request: web.Request) -> web.Response:
         return _json(service.settings())

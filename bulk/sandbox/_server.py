@@ -16,6 +16,8 @@ from bulk.sandbox._stats import Stats
 from bulk.sandbox._store import Store
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+#: RFC 6750's b64token: what an `Authorization: Bearer` token may hold.
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 #: How long stopping waits for answers still being written before cutting them off. The
 #: sandbox's own waits end at once on stop; this only bounds an injected ``sleep``.
@@ -42,6 +44,10 @@ class Sandbox:
                 raise ValueError(f"org_id {config.org_id!r} must be letters, digits, - or _")
             org["org_id"] = config.org_id
         token = config.token or org.get("token") or default_token(config.seed)
+        if not TOKEN_SHAPE.fullmatch(token):
+            # It goes into an Authorization header and into a shell `export` line.
+            raise ValueError("the sandbox token must be one word of letters, digits and "
+                             "- . _ ~ + / = (what a bearer token may hold)")
         org["token"] = token
         self._service = Service(org, token, config)
         # "localhost" can mean 127.0.0.1 and ::1, two sockets on two different free ports

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import click
 
 from bulk.sandbox._config import DEFAULT_SLOW_MS, Faults, SandboxConfig
 from bulk.sandbox._data import OrgDataError, save_org
-from bulk.sandbox._server import Sandbox
+from bulk.sandbox._server import TOKEN_SHAPE, Sandbox
 
 _RATE = click.FloatRange(0.0, 1.0)
 
@@ -33,6 +34,21 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+TOKEN_ENV = "BULK_SANDBOX_TOKEN"
+
+
+def _token_from_env() -> str | None:
+    """The token chosen in the environment (never TALLYFY_ACCESS_TOKEN: that may be a real
+    one, and the sandbox prints the token it accepts)."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        return None
+    if not TOKEN_SHAPE.fullmatch(token):
+        raise _Refused(f"{TOKEN_ENV} must be one word of letters, digits and - . _ ~ + / = "
+                       "(what a bearer token may hold); it is not shown here")
+    return token
 
 
 def _note(message: str) -> None:
@@ -53,7 +69,9 @@ def _note(message: str) -> None:
               help="Seed of the generated data and of the faults (same seed, same day).")
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
               help="Serve this org JSON file instead of generating (e.g. sample_data/org.json).")
-@click.option("--token", help="Access token to accept (default: derived from the seed/data).")
+# Refused: a token on the command line is readable by anyone on the machine (`ps`) and
+# stays in shell history. Kept (hidden) only to say where the token goes instead.
+@click.option("--token", "token_flag", hidden=True)
 @click.option("--org-id", help="Organization id to serve (default: derived from the seed/data).")
 @click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True),
               help="Quota in requests/second per token; over it: 429 + Retry-After. [off]")
@@ -81,7 +99,7 @@ def _note(message: str) -> None:
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the org JSON that would be served to this file, and exit.")
 def sandbox_command(host: str, port: int, allow_remote: bool, export_path: Path | None,
-                    **options: Any) -> None:
+                    token_flag: str | None, **options: Any) -> None:
     """Serve a local, faithful Tallyfy API to rehearse a job on.
 
     It behaves like production, hazards included: a PUT without users/groups
@@ -90,7 +108,10 @@ def sandbox_command(host: str, port: int, allow_remote: bool, export_path: Path 
 
     When it listens it prints three lines for a shell to eval, then serves until
     Ctrl-C or SIGTERM. Look inside at http://HOST:PORT/_sandbox/ (stats, journal,
-    records, settings; no token needed there).
+    records, settings; no token needed there, and none is shown there). The token
+    it accepts is $BULK_SANDBOX_TOKEN if set, else the data file's, else one
+    derived from the seed. It answers only requests addressed to localhost or a
+    loopback address (the Host header), against DNS rebinding.
 
     \b
     Example: rehearse a job on a bad day
@@ -104,6 +125,11 @@ def sandbox_command(host: str, port: int, allow_remote: bool, export_path: Path 
     Or in one shell (it lets go of stdout after the three lines):
       eval "$(bulk sandbox --runs 500 &)"
     """
+    if token_flag is not None:
+        raise _Refused(f"--token is refused: a token on the command line is visible to anyone "
+                       f"on this machine (ps) and stays in shell history; set {TOKEN_ENV} "
+                       "in the environment instead")
+    token = _token_from_env()
     data = options.get("data")
     if data is not None and not data.exists():
         from bulk.samples import shipped
@@ -119,7 +145,8 @@ def sandbox_command(host: str, port: int, allow_remote: bool, export_path: Path 
         faults = Faults(error_rate=options.pop("error_rate"), drop_rate=options.pop("drop_rate"),
                         applied_503_rate=options.pop("applied_503_rate"),
                         slow_rate=options.pop("slow_rate"), slow_ms=options.pop("slow_ms"))
-        sandbox = Sandbox(SandboxConfig(faults=faults, **options), host=host, port=port)
+        sandbox = Sandbox(SandboxConfig(faults=faults, token=token, allow_remote=allow_remote,
+                                        **options), host=host, port=port)
     except (OrgDataError, ValueError) as exc:
         raise _Refused(str(exc)) from None
     if export_path is not None:
@@ -141,9 +168,11 @@ def sandbox_command(host: str, port: int, allow_remote: bool, export_path: Path 
 async def _serve(sandbox: Sandbox) -> None:
     await sandbox.start()
     try:
-        click.echo(f"export TALLYFY_BASE_URL={sandbox.base_url}")
-        click.echo(f"export TALLYFY_ORG_ID={sandbox.org_id}")
-        click.echo(f"export TALLYFY_ACCESS_TOKEN={sandbox.token}")
+        # The token's own export line is the only place it is shown: it is what the line is
+        # for. Quoted, since the shell evaluates these lines.
+        click.echo(f"export TALLYFY_BASE_URL={shlex.quote(sandbox.base_url)}")
+        click.echo(f"export TALLYFY_ORG_ID={shlex.quote(sandbox.org_id)}")
+        click.echo(f"export TALLYFY_ACCESS_TOKEN={shlex.quote(sandbox.token)}")
         sys.stdout.flush()
         store = sandbox.store
         _note(f"{len(store.runs)} runs, {len(store.checklists)} templates, "

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from bulk.engine.errors import ConfigError
 
@@ -42,6 +42,12 @@ class Connection:
     org_id: str
     token: Secret
 
+    def __post_init__(self) -> None:
+        # However it was made (environment, flags, or a library caller), a connection
+        # never holds a base URL with credentials or a token no header can carry.
+        check_base_url(self.base_url)
+        check_token(self.token.reveal())
+
     def url(self, *segments: str) -> str:
         return "/".join([self.base_url, "organizations", self.org_id, *segments])
 
@@ -55,11 +61,75 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _unprintable(text: str) -> tuple[int, str] | None:
+    """(1-based position, what it is) of the first character an HTTP header or URL cannot
+    carry as is: whitespace, a control character, or anything outside ASCII."""
+    for position, char in enumerate(text, 1):
+        if char == " " or char == "\t":
+            return position, "a space"
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            return position, "a control character"
+        if ord(char) > 0x7E:
+            return position, "a non-ASCII character"
+    return None
+
+
+def check_token(token: str) -> Secret:
+    """The token as a Secret, or a ConfigError that never shows it.
+
+    aiohttp refuses such a header on every request (a traceback per row), and a
+    server would answer 401 to a mangled one: refused once, before any request.
+    """
+    found = _unprintable(token)
+    if found is not None:
+        position, what = found
+        raise ConfigError(
+            f"TALLYFY_ACCESS_TOKEN contains {what} (character {position} of {len(token)}): "
+            "not a usable bearer token; check how it was copied (the token is not shown here)"
+        )
+    return Secret(token)
+
+
+def _redacted(parts: SplitResult) -> str:
+    """The URL with any user:password@, query and fragment masked, for messages (any of
+    them may hold a secret)."""
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = "***" if parts.query else ""
+    fragment = "***" if parts.fragment else ""
+    return parts._replace(netloc=netloc, query=query, fragment=fragment).geturl()
+
+
 def check_base_url(base_url: str) -> str:
-    """A usable base URL without trailing slash; plain http only to this machine."""
+    """A usable base URL without trailing slash; plain http only to this machine.
+
+    Refused: anything a URL cannot carry as is, credentials (`user:pass@`: the token is
+    the only credential, and the base URL is stored in the ledger), a query or fragment
+    (paths are appended to the base URL, so they would end up in the middle of it).
+    Messages never repeat a password.
+    """
+    found = _unprintable(base_url)
+    if found is not None:
+        position, what = found
+        raise ConfigError(f"base URL contains {what} (character {position}); "
+                          "give it as a plain https:// URL")
     parts = urlsplit(base_url)
+    shown = _redacted(parts)
+    if "@" in parts.netloc:
+        raise ConfigError(
+            f"base URL {shown!r} has credentials in it (user:password@): refused, since the "
+            "base URL is stored in the ledger; the token comes only from TALLYFY_ACCESS_TOKEN"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"base URL {base_url!r} is not an http(s) URL")
+        raise ConfigError(f"base URL {shown!r} is not an http(s) URL")
+    try:
+        parts.port  # noqa: B018 (a port out of range raises here, not per request)
+    except ValueError:
+        raise ConfigError(f"base URL {shown!r} has an invalid port") from None
+    if "?" in base_url or "#" in base_url:
+        raise ConfigError(f"base URL {shown!r} has a query or fragment (?...#...); "
+                          "give only scheme, host and path, e.g. https://go.tallyfy.com/api")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigError(
             f"refusing plain http:// to {parts.hostname}: the token would cross the network "
@@ -88,4 +158,4 @@ def connection_from_env(
     if not HEX32.fullmatch(org):
         raise ConfigError(f"organization id {org!r} is not a 32-character lowercase hex id")
     url = base_url or env.get("TALLYFY_BASE_URL") or DEFAULT_BASE_URL
-    return Connection(base_url=check_base_url(url), org_id=org, token=Secret(token))
+    return Connection(base_url=check_base_url(url), org_id=org, token=check_token(token))

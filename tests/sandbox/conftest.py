@@ -85,8 +85,9 @@ class Api:
 
     async def observe(self, method: str, path: str, **kwargs: Any) -> Reply:
         """A ``/_sandbox`` request (no token)."""
+        headers = {"Authorization": None, **kwargs.pop("headers", {})}
         return await self.request(method, f"{self.sandbox.url}/_sandbox{path}",
-                                  headers={"Authorization": None}, **kwargs)
+                                  headers=headers, **kwargs)
 
 
 StartSandbox = Callable[..., Awaitable[Sandbox]]
