@@ -205,11 +205,16 @@ class Ledger:
         if stored is not None and stored != wanted and not fresh:
             raise LedgerMismatch(_mismatch(self.path, json.loads(stored), fingerprint))
         if fresh or stored != wanted:
+            # One transaction: a stop between clearing and stamping must not leave a
+            # ledger without its fingerprint (the next run would refuse it as not ours).
             with self._transaction():
                 self._db.execute("DELETE FROM rows")
                 self._db.execute("DELETE FROM meta")
                 self._db.execute("DELETE FROM events")
-            self.set_meta(fingerprint=wanted, created_at=now_iso())
+                self._db.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("fingerprint", wanted), ("created_at", now_iso())],
+                )
             return False
         return self.count() > 0
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -371,7 +368,6 @@ async def execute(
     observer: Observer | None = None,
     clock: Clock | None = None,
     on_job: Callable[[Job], None] | None = None,
-    install_signals: bool = False,
 ) -> Summary:
     """Run a prepared job against the API; returns the summary (ledger left open)."""
     options = job.options
@@ -397,15 +393,14 @@ async def execute(
         )
         if on_job is not None:
             on_job(runner)
-        with _signals(runner) if install_signals else contextlib.nullcontext():
-            try:
-                summary = await runner.run()
-            except InputError:
-                # The input changed under the job (it was checked whole before): the ledger
-                # says the job stopped, not that it is still running or crashed.
-                job.ledger.set_meta(finished_at=now_iso(),
-                                    outcome="stopped: the input file changed or became unreadable")
-                raise
+        try:
+            summary = await runner.run()
+        except InputError:
+            # The input changed under the job (it was checked whole before): the ledger
+            # says the job stopped, not that it is still running or crashed.
+            job.ledger.set_meta(finished_at=now_iso(),
+                                outcome="stopped: the input file changed or became unreadable")
+            raise
         summary.dry_run = options.dry_run
         summary.requests = client.http.requests
     job.ledger.set_meta(finished_at=now_iso(), outcome=summary.outcome)
@@ -426,21 +421,3 @@ def _numbered(
         # The fingerprint was taken from the file as it was; the ledger must not mix two.
         raise InputError(f"{input_file.name}: the file changed while the job ran "
                          f"({expected} rows when checked, {count} now); run again")
-
-
-@contextlib.contextmanager
-def _signals(runner: Job) -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, runner.interrupt)
-            installed.append(sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-
-
-__all__ = ["ApplyOptions", "PreparedJob", "RowApplier", "execute", "prepare"]

@@ -98,6 +98,29 @@ def test_mismatch_lists_every_difference(ledger):
         ledger.claim({**FINGERPRINT, "target": "templates", "org": "org9"})
 
 
+def test_a_stop_part_way_through_a_fresh_claim_leaves_the_ledger_as_it_was(
+    ledger, monkeypatch
+):
+    # A Ctrl-C between clearing and stamping must not leave a ledger without its
+    # fingerprint, which the next run would refuse as not one of ours.
+    import bulk.engine.ledger as ledger_module
+
+    ledger.claim(FINGERPRINT)
+    ledger.record(Entry(row=1, status=OK))
+    ledger.commit()
+
+    def interrupted() -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ledger_module, "now_iso", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ledger.claim({**FINGERPRINT, "input": "sha256:cccc"}, fresh=True)
+    monkeypatch.undo()
+
+    assert ledger.claim(FINGERPRINT) is True  # the old job, whole
+    assert ledger.get(1).status == OK
+
+
 def test_fresh_clears_the_ledger(ledger):
     ledger.claim(FINGERPRINT)
     ledger.record(Entry(row=1, status=OK))
