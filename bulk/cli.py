@@ -17,6 +17,24 @@ from bulk.sandbox.cli import sandbox_command
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
+class RateType(click.ParamType):
+    """A number of requests per second (at least 0.01), or "auto"."""
+
+    name = "RATE|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float | str:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        try:
+            rate = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+        if not rate >= 0.01:
+            self.fail(f"{value!r} is below 0.01 requests per second", param, ctx)
+        return rate
+
+
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
     click.echo(f"bulk: {message}", err=True)
     sys.exit(code)
@@ -47,7 +65,8 @@ def main() -> None:
 @click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
 @click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
 @click.option("--concurrency", type=click.IntRange(1, 256), help="Workers (default 8).")
-@click.option("--rate", type=click.FloatRange(min=0.01), help="Requests per second (default 10).")
+@click.option("--rate", type=RateType(),
+              help="Most requests per second, or 'auto' to find the quota (default 10).")
 @click.option("--burst", type=click.IntRange(1, 1000), help="Requests allowed at once (default 2).")
 @click.option("--max-attempts", type=click.IntRange(1, 50), help="Tries per row (default 5).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds per request (30).")

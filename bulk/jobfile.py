@@ -22,7 +22,7 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "org": str,
     "base_url": str,
     "concurrency": int,
-    "rate": (int, float),
+    "rate": (int, float, str),  # a number, or "auto"
     "burst": int,
     "max_attempts": int,
     "timeout": (int, float),
@@ -53,6 +53,8 @@ def load_job_file(path: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: unknown setting {raw_key!r} (known: {known})")
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(f"{path}: setting {raw_key!r} has the wrong type ({value!r})")
+        if key == "rate" and isinstance(value, str) and value != "auto":
+            raise ConfigError(f"{path}: setting {raw_key!r} is a number or \"auto\" ({value!r})")
         if key in PATH_KEYS:
             value = str((path.parent / value).resolve()) if not Path(value).is_absolute() else value
         settings[key] = value

@@ -53,9 +53,10 @@ class JsonHttp:
         """One attempt: wait for the pacer, send, and return the parsed 2xx answer.
 
         `path` is what error messages show (never the full URL with its host, and never
-        a header). `attempt` sizes the backoff a 429 without Retry-After imposes.
+        a header). `attempt` is the caller's attempt number (kept for callers; a 429
+        pauses for its Retry-After or the pacer's default, whatever the attempt).
         """
-        await self._pacer.acquire()
+        sent_at = await self._pacer.acquire()
         self.requests += 1
         payload = None if body is None else json.dumps(body, separators=(",", ":"))
         headers = self._headers
@@ -66,6 +67,8 @@ class JsonHttp:
                 method, url, data=payload, headers=headers, timeout=self._timeout
             ) as response:
                 raw = await response.read()
+                if response.status != 429:
+                    self._pacer.accepted()
                 request_id = response.headers.get("X-Request-Id")
                 if response.status < 400:
                     return Answer(response.status, _parse(raw), request_id)
@@ -84,9 +87,8 @@ class JsonHttp:
         )
         if error.status == 429:
             # Everyone waits, not only this worker: the quota is the token's. And the
-            # pace drops, so the job settles below a quota no document states.
-            self._pacer.slow_down()
-            self._pacer.cool_down(self._policy.cooldown_for_429(error, attempt))
+            # pace settles just under what the server accepted (see pacing.py).
+            self._pacer.refused(retry_after, sent_at)
         raise error
 
 

@@ -49,7 +49,7 @@ class ApplyOptions:
     format: str | None = None
     ledger: Path | None = None
     concurrency: int = DEFAULT_CONCURRENCY
-    rate: float = DEFAULT_RATE
+    rate: float | str = DEFAULT_RATE  # requests/s (a ceiling), or "auto"
     burst: int = DEFAULT_BURST
     max_attempts: int = 5
     timeout: float = 30.0
@@ -282,6 +282,14 @@ def _rehearsal_ledger(ledger: Ledger) -> bool:
     return True
 
 
+def make_pacer(options: ApplyOptions, clock: Clock) -> Pacer:
+    """The job's pacer: it starts at the default pace (or below, if asked) and finds the
+    quota from there; a rate given is a ceiling, "auto" climbs as far as the API lets it."""
+    auto = options.rate == "auto"
+    rate = DEFAULT_RATE if auto else float(options.rate)
+    return Pacer(rate, options.burst, clock, auto=auto, start=min(rate, DEFAULT_RATE))
+
+
 async def execute(
     job: PreparedJob,
     *,
@@ -293,7 +301,7 @@ async def execute(
     """Run a prepared job against the API; returns the summary (ledger left open)."""
     options = job.options
     clock = clock or LoopClock()
-    pacer = Pacer(options.rate, options.burst, clock)
+    pacer = make_pacer(options, clock)
     policy = options.policy
     # Workers never exceed the connector: one connection each, no hidden queueing.
     connector = aiohttp.TCPConnector(limit=options.concurrency)
