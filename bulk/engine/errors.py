@@ -63,6 +63,11 @@ class AuthError(HttpError):
     """401: the token is invalid or expired; every later row would fail the same way."""
 
 
+class StopJob(Exception):
+    """Every later row would fail the same way (the API is down, every row is refused
+    alike): the job stops, rows not done stay pending, exit 3. The message is one line."""
+
+
 class TransportError(Exception):
     """No usable answer: connection refused or dropped, timeout, unreadable body.
 

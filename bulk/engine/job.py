@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from bulk.engine.errors import AuthError
+from bulk.engine.errors import AuthError, StopJob
 from bulk.engine.ledger import FAILED, IN_DOUBT, PENDING, TERMINAL, Entry, Ledger
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ class Job:
         grace: float = 10.0,
         flush_every: float = 0.5,
         observer: Observer | None = None,
+        before_first_row: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -173,6 +174,9 @@ class Job:
         self._grace = grace
         self._flush_every = flush_every
         self._observer = observer or _Silent()
+        #: A check run once before the first row is handed out (none when nothing is
+        #: left to do); an AuthError or StopJob from it aborts the job.
+        self._before_first_row = before_first_row
         self.summary = Summary(ledger_path=ledger.path, total=total)
         self._stopping = False
         self._busy: set[asyncio.Task[Any]] = set()
@@ -285,10 +289,23 @@ class Job:
             # Resuming a finished job: no need to walk a million rows to skip them all.
             self.summary.skipped = self.summary.total
             self._observer.skip(self.summary.total)
-        else:
+        elif await self._ready():
             await self._feed_rows(queue)
         for _ in range(self._concurrency):
             await queue.put(None)
+
+    async def _ready(self) -> bool:
+        if self._before_first_row is None:
+            return True
+        try:
+            await self._before_first_row()
+        except AuthError as exc:
+            self.abort(f"authentication failed: {exc.describe()}")
+            return False
+        except StopJob as exc:
+            self.abort(str(exc))
+            return False
+        return True
 
     def _nothing_left(self) -> bool:
         skippable = TERMINAL - {FAILED} if self._retry_failed else TERMINAL
@@ -338,6 +355,10 @@ class Job:
         except AuthError as exc:
             self.abort(f"authentication failed: {exc.describe()}")
             self._leave_unfinished(item, context, str(exc.describe()), exc.status)
+            return
+        except StopJob as exc:
+            self.abort(str(exc))
+            self._leave_unfinished(item, context, str(exc), None)
             return
         except asyncio.CancelledError:
             self._leave_unfinished(item, context, "stopped before the row finished", None)

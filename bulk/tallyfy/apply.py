@@ -28,10 +28,11 @@ from bulk.engine.pacing import Pacer
 from bulk.engine.reader import InputFile, RawRow
 from bulk.engine.retry import RetryPolicy, should_retry
 from bulk.report import REPORT_COLUMNS
-from bulk.tallyfy.client import TallyfyClient
+from bulk.tallyfy.client import TallyfyClient, api_headers
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.fields import TARGETS, Change, RowParser, Target, check_columns
 from bulk.tallyfy.plan import PlanError, plan_update, unapplied
+from bulk.tallyfy.preflight import preflight
 
 #: Why 8 workers by default: the pacer, not the pool, sets the pace. At the default
 #: 10 requests/s (600/min, the per-user figure older Tallyfy pages give) a worker waits
@@ -322,6 +323,9 @@ async def execute(
             retry_failed=options.retry_failed,
             grace=options.grace,
             observer=observer,
+            before_first_row=lambda: preflight(
+                session, job.connection, job.target, api_headers(job.connection), clock
+            ),
         )
         if on_job is not None:
             on_job(runner)

@@ -28,11 +28,7 @@ class TallyfyClient:
             session,
             pacer,
             policy,
-            headers={
-                "Authorization": f"Bearer {connection.token.reveal()}",
-                "Accept": "application/json",
-                "X-Tallyfy-Client": "APIClient",
-            },
+            headers=api_headers(connection),
             timeout=timeout,
         )
 
@@ -57,6 +53,15 @@ class TallyfyClient:
             attempt=attempt,
         )
         return _unwrap(answer)
+
+
+def api_headers(connection: Connection) -> dict[str, str]:
+    """What every request carries (never logged: it holds the token)."""
+    return {
+        "Authorization": f"Bearer {connection.token.reveal()}",
+        "Accept": "application/json",
+        "X-Tallyfy-Client": "APIClient",
+    }
 
 
 def _unwrap(answer: Answer) -> Answer:
