@@ -167,9 +167,11 @@ class RowApplier:
             return entry
         if not state.sent:
             state.before, state.after = plan.before, plan.after
-            await context.mark_in_doubt(
-                _entry(base, IN_DOUBT, state, read.status, read.request_id)
-            )
+            mark = _entry(base, IN_DOUBT, state, read.status, read.request_id)
+            # Not yet sent, so _entry left them out; the mark must carry them, or a
+            # crash after the write lands loses the true before-values for good.
+            mark.before, mark.after = plan.before, plan.after
+            await context.mark_in_doubt(mark)
             state.sent = True
         if state.before is None:
             state.before = plan.before
