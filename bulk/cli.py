@@ -70,6 +70,8 @@ def main() -> None:
 @click.option("--burst", type=click.IntRange(1, 1000), help="Requests allowed at once (default 2).")
 @click.option("--max-attempts", type=click.IntRange(1, 50), help="Tries per row (default 5).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds per request (30).")
+@click.option("--outage-limit", type=click.FloatRange(min=1),
+              help="Seconds the API may stay unreachable before the job stops (600).")
 @click.option("--retry-failed", is_flag=True, default=None, help="On resume, retry failed rows.")
 @click.option("--fresh", is_flag=True, default=None,
               help="Start the ledger over (needed when the input, target or org changed).")

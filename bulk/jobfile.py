@@ -26,6 +26,7 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "burst": int,
     "max_attempts": int,
     "timeout": (int, float),
+    "outage_limit": (int, float),
     "retry_failed": bool,
     "fresh": bool,
     "dry_run": bool,

@@ -34,6 +34,9 @@ class LedgerMismatch(ConfigError):
 class HttpError(Exception):
     """The server answered with a status that is not a success."""
 
+    #: Set when it came during an outage the breaker declared (spends no attempt).
+    outage: bool = False
+
     def __init__(
         self,
         status: int,
@@ -73,6 +76,9 @@ class TransportError(Exception):
 
     Whether a write was applied is unknown, so a write that ends here is in doubt.
     """
+
+    #: Set when it came during an outage the breaker declared (spends no attempt).
+    outage: bool = False
 
     def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
         self.method = method

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from bulk.engine.breaker import Breaker
 from bulk.engine.errors import AuthError, HttpError, TransportError
 from bulk.engine.pacing import Pacer
 from bulk.engine.retry import RetryPolicy, parse_retry_after
@@ -39,8 +40,10 @@ class JsonHttp:
         *,
         headers: dict[str, str],
         timeout: float = 30.0,
+        breaker: Breaker | None = None,
     ) -> None:
         self._session = session
+        self._breaker = breaker
         self._pacer = pacer
         self._policy = policy
         self._headers = headers
@@ -48,6 +51,35 @@ class JsonHttp:
         self.requests = 0
 
     async def request(
+        self, method: str, url: str, *, path: str, body: Any = None, attempt: int = 1
+    ) -> Answer:
+        """One attempt: wait for the breaker and the pacer, send, return the 2xx answer.
+
+        A failure during an outage is flagged `outage` (it spends no attempt); see
+        breaker.py. Everything else is as `_attempt` says.
+        """
+        breaker = self._breaker
+        if breaker is None:
+            return await self._attempt(method, url, path=path, body=body, attempt=attempt)
+        probe = await breaker.admit()
+        try:
+            answer = await self._attempt(method, url, path=path, body=body, attempt=attempt)
+        except TransportError as exc:
+            exc.outage = breaker.failed(path, probe)
+            raise
+        except HttpError as exc:
+            if exc.status >= 500:
+                exc.outage = breaker.failed(path, probe)
+            else:
+                breaker.answered(probe)
+            raise
+        except BaseException:
+            breaker.release(probe)
+            raise
+        breaker.answered(probe)
+        return answer
+
+    async def _attempt(
         self, method: str, url: str, *, path: str, body: Any = None, attempt: int = 1
     ) -> Answer:
         """One attempt: wait for the pacer, send, and return the parsed 2xx answer.

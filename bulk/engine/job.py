@@ -107,6 +107,9 @@ class Summary:
     dry_run: bool = False  # nothing was written: `ok` means "would be written"
     interrupted: bool = False
     aborted: str | None = None
+    rate_limited: int = 0  # 429s met
+    pauses: int = 0  # shared pauses they imposed
+    outage_seconds: float = 0.0  # the API unreachable, every worker waiting
 
     @property
     def exit_code(self) -> int:
@@ -142,10 +145,14 @@ class Summary:
         resumed = f", {self.skipped} skipped as done before" if self.skipped else ""
         settled = f", {self.settled} in-doubt settled" if self.settled else ""
         reason = f" ({self.aborted})" if self.aborted else ""
+        met = ""
+        if self.rate_limited or self.pauses or self.outage_seconds:
+            met = (f" | met {self.rate_limited} 429s, {self.pauses} pauses, "
+                   f"outage {self.outage_seconds:.0f}s")
         return (
             f"{head}{reason}: {self.total} rows: {', '.join(parts)} | "
-            f"{this_run} processed in {self.elapsed:.1f}s ({rate:.0f} rows/s){resumed}{settled} "
-            f"| ledger {self.ledger_path}"
+            f"{this_run} processed in {self.elapsed:.1f}s ({rate:.0f} rows/s){resumed}{settled}"
+            f"{met} | ledger {self.ledger_path}"
         )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from bulk.engine.breaker import DEFAULT_OUTAGE_LIMIT, Breaker
 from bulk.engine.clock import Clock, LoopClock
 from bulk.engine.errors import (
     AuthError,
@@ -58,6 +59,7 @@ class ApplyOptions:
     fresh: bool = False
     dry_run: bool = False  # read and plan every row, write nothing
     grace: float = 10.0
+    outage_limit: float = DEFAULT_OUTAGE_LIMIT  # seconds of continuous outage, then stop
     backoff: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
@@ -313,7 +315,9 @@ async def execute(
         # resend bypasses our read-back, so a write that landed could land twice: off.
         if hasattr(session, "_retry_connection"):
             session._retry_connection = False
-        client = TallyfyClient(session, job.connection, pacer, policy, timeout=options.timeout)
+        breaker = Breaker(clock, limit=options.outage_limit)
+        client = TallyfyClient(session, job.connection, pacer, policy, timeout=options.timeout,
+                               breaker=breaker)
         applier = RowApplier(job.target, job.parser, client, policy, clock,
                              dry_run=options.dry_run)
         runner = Job(
@@ -335,6 +339,8 @@ async def execute(
             summary = await runner.run()
         summary.dry_run = options.dry_run
         summary.requests = client.http.requests
+        summary.rate_limited, summary.pauses = pacer.rate_limited, pacer.pauses
+        summary.outage_seconds = breaker.outage_seconds
     job.ledger.set_meta(finished_at=now_iso(), outcome=summary.outcome)
     return summary
 

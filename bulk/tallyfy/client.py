@@ -6,6 +6,7 @@ from typing import Any
 
 import aiohttp
 
+from bulk.engine.breaker import Breaker
 from bulk.engine.http import Answer, JsonHttp
 from bulk.engine.pacing import Pacer
 from bulk.engine.retry import RetryPolicy
@@ -22,6 +23,7 @@ class TallyfyClient:
         policy: RetryPolicy,
         *,
         timeout: float = 30.0,
+        breaker: Breaker | None = None,
     ) -> None:
         self._connection = connection
         self.http = JsonHttp(
@@ -30,6 +32,7 @@ class TallyfyClient:
             policy,
             headers=api_headers(connection),
             timeout=timeout,
+            breaker=breaker,
         )
 
     async def read(self, target: Target, record_id: str, *, attempt: int = 1) -> Answer:
