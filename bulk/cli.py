@@ -72,6 +72,8 @@ def main() -> None:
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds per request (30).")
 @click.option("--outage-limit", type=click.FloatRange(min=1),
               help="Seconds the API may stay unreachable before the job stops (600).")
+@click.option("--max-failures", type=click.IntRange(min=1),
+              help="Stop once this many rows have failed (default: no limit).")
 @click.option("--retry-failed", is_flag=True, default=None, help="On resume, retry failed rows.")
 @click.option("--fresh", is_flag=True, default=None,
               help="Start the ledger over (needed when the input, target or org changed).")
@@ -96,7 +98,9 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
 
     \b
     Exit codes: 0 all rows ok or unchanged; 1 some rows failed, invalid or in doubt;
-    2 usage, configuration or unreadable input; 3 aborted (authentication);
+    2 usage, configuration or unreadable input (or a preflight that found the base URL,
+    host or organization wrong); 3 aborted (authentication, API unreachable past
+    --outage-limit, every row failing alike, --max-failures reached);
     130 interrupted (run the same command again to resume).
     """
     from bulk.run import apply_command

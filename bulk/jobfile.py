@@ -27,6 +27,7 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "max_attempts": int,
     "timeout": (int, float),
     "outage_limit": (int, float),
+    "max_failures": int,
     "retry_failed": bool,
     "fresh": bool,
     "dry_run": bool,

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from bulk.engine.errors import AuthError, StopJob
 from bulk.engine.ledger import FAILED, IN_DOUBT, PENDING, TERMINAL, Entry, Ledger
+from bulk.engine.stops import FailureWatch
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class Job:
         flush_every: float = 0.5,
         observer: Observer | None = None,
         before_first_row: Callable[[], Awaitable[None]] | None = None,
+        max_failures: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -184,6 +186,7 @@ class Job:
         #: A check run once before the first row is handed out (none when nothing is
         #: left to do); an AuthError or StopJob from it aborts the job.
         self._before_first_row = before_first_row
+        self._watch = FailureWatch(max_failures=max_failures)
         self.summary = Summary(ledger_path=ledger.path, total=total)
         self._stopping = False
         self._busy: set[asyncio.Task[Any]] = set()
@@ -378,6 +381,9 @@ class Job:
         self._ledger.record(entry)
         self.summary.done[entry.status] += 1
         self._observer.advance(entry)
+        stop = self._watch.verdict(entry)
+        if stop is not None:
+            self.abort(stop)
 
     @staticmethod
     def _internal_error(item: WorkItem, context: RowContext, exc: Exception) -> Entry:

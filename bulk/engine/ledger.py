@@ -49,21 +49,22 @@ CREATE TABLE IF NOT EXISTS rows (
     after       TEXT,                  -- JSON: changed fields as written
     input       TEXT,                  -- JSON: the row as read, kept for rows not done
     started_at  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL
+    updated_at  TEXT NOT NULL,
+    error_kind  TEXT                   -- failed rows: transient or definitive
 );
 CREATE INDEX IF NOT EXISTS rows_status ON rows(status);
 """
 
 UPSERT = """
 INSERT INTO rows (row, record_id, status, http_status, attempts, error, request_id,
-                  before, after, input, started_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  before, after, input, started_at, updated_at, error_kind)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(row) DO UPDATE SET
     record_id = excluded.record_id, status = excluded.status,
     http_status = excluded.http_status, attempts = excluded.attempts,
     error = excluded.error, request_id = excluded.request_id,
     before = excluded.before, after = excluded.after, input = excluded.input,
-    updated_at = excluded.updated_at
+    updated_at = excluded.updated_at, error_kind = excluded.error_kind
 """
 
 
@@ -83,6 +84,12 @@ class Entry:
     input: dict[str, Any] | None = None
     started_at: str | None = None
     updated_at: str | None = None
+    #: For failed rows: "transient" (attempts ran out on 429/5xx/transport: retried at
+    #: the end of the job and on a plain re-run) or "definitive".
+    error_kind: str | None = None
+    #: The error in words common to every row it hits (no record id), for grouping;
+    #: not stored.
+    reason: str | None = None
 
 
 def now_iso() -> str:
@@ -111,12 +118,13 @@ def _entry(row: tuple[Any, ...]) -> Entry:
         input=_load(row[9]),
         started_at=row[10],
         updated_at=row[11],
+        error_kind=row[12],
     )
 
 
 COLUMNS = (
     "row, record_id, status, http_status, attempts, error, request_id, before, after, input, "
-    "started_at, updated_at"
+    "started_at, updated_at, error_kind"
 )
 
 
@@ -136,6 +144,7 @@ class Ledger:
             # OS's hands); only a power cut could lose the very last commits.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            _migrate(self._db)
         except sqlite3.Error as exc:
             self._db.close()
             raise ConfigError(f"{self.path}: not a usable ledger ({exc})") from None
@@ -190,6 +199,7 @@ class Ledger:
                 _dump(entry.input),
                 entry.started_at or stamp,
                 stamp,
+                entry.error_kind,
             )
         )
         if len(self._buffer) >= self.batch_size:
@@ -293,6 +303,13 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a ledger written by an older version up to this schema (columns added)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(rows)")}
+    if "error_kind" not in columns:
+        db.execute("ALTER TABLE rows ADD COLUMN error_kind TEXT")
 
 
 def open_existing(path: str | Path) -> Ledger:

@@ -28,6 +28,7 @@ from bulk.engine.ledger import FAILED, IN_DOUBT, INVALID, OK, UNCHANGED, Entry, 
 from bulk.engine.pacing import Pacer
 from bulk.engine.reader import InputFile, RawRow
 from bulk.engine.retry import RetryPolicy, should_retry
+from bulk.engine.stops import DEFINITIVE, TRANSIENT
 from bulk.report import REPORT_COLUMNS
 from bulk.tallyfy.client import TallyfyClient, api_headers
 from bulk.tallyfy.connection import Connection
@@ -60,6 +61,7 @@ class ApplyOptions:
     dry_run: bool = False  # read and plan every row, write nothing
     grace: float = 10.0
     outage_limit: float = DEFAULT_OUTAGE_LIMIT  # seconds of continuous outage, then stop
+    max_failures: int | None = None  # stop once this many rows have failed
     backoff: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
@@ -145,7 +147,8 @@ class RowApplier:
             # After a transient failure an earlier write of this row may still have
             # landed; a definitive 4xx says this row cannot be done, not that.
             return self._failed(base, state, exc.describe(), exc.status, exc.request_id,
-                                ambiguous=should_retry(exc))
+                                ambiguous=should_retry(exc),
+                                reason=HttpError(exc.status, exc.body).describe())
         except TransportError as exc:
             return self._failed(base, state, str(exc), None, None, ambiguous=True)
         except PlanError as exc:
@@ -196,12 +199,16 @@ class RowApplier:
         request_id: str | None,
         *,
         ambiguous: bool,
+        reason: str | None = None,
     ) -> Entry:
         # A write that was sent and never acknowledged may have landed: say so, and let
         # the next run settle it by reading the record back.
         status = IN_DOUBT if state.sent and ambiguous else FAILED
         entry = _entry(base, status, state, http_status, request_id)
         entry.error = error
+        # Transient: the attempts ran out on 429/5xx/transport; worth another try later.
+        entry.error_kind = TRANSIENT if ambiguous else DEFINITIVE
+        entry.reason = reason or error
         return entry
 
 
@@ -329,6 +336,7 @@ async def execute(
             retry_failed=options.retry_failed,
             grace=options.grace,
             observer=observer,
+            max_failures=options.max_failures,
             before_first_row=lambda: preflight(
                 session, job.connection, job.target, api_headers(job.connection), clock
             ),
