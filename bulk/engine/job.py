@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from bulk.engine.clock import Clock, LoopClock
 from bulk.engine.errors import AuthError, StopJob
 from bulk.engine.ledger import FAILED, IN_DOUBT, PENDING, TERMINAL, Entry, Ledger
+from bulk.engine.second_chance import SECOND_CHANCE_PAUSE, SecondChance
 from bulk.engine.stops import FailureWatch
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,7 @@ class Summary:
     elapsed: float = 0.0
     requests: int = 0  # HTTP requests sent by this run
     dry_run: bool = False  # nothing was written: `ok` means "would be written"
+    second_chance: int = 0  # rows tried again in the end-of-job pass
     interrupted: bool = False
     aborted: str | None = None
     rate_limited: int = 0  # 429s met
@@ -145,6 +148,8 @@ class Summary:
         rate = this_run / self.elapsed if self.elapsed > 0 else 0.0
         resumed = f", {self.skipped} skipped as done before" if self.skipped else ""
         settled = f", {self.settled} in-doubt settled" if self.settled else ""
+        if self.second_chance:
+            settled += f", {self.second_chance} tried again at the end"
         reason = f" ({self.aborted})" if self.aborted else ""
         met = ""
         if self.rate_limited or self.pauses or self.outage_seconds:
@@ -172,6 +177,8 @@ class Job:
         observer: Observer | None = None,
         before_first_row: Callable[[], Awaitable[None]] | None = None,
         max_failures: int | None = None,
+        clock: Clock | None = None,
+        second_chance_pause: float = SECOND_CHANCE_PAUSE,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -187,6 +194,10 @@ class Job:
         #: left to do); an AuthError or StopJob from it aborts the job.
         self._before_first_row = before_first_row
         self._watch = FailureWatch(max_failures=max_failures)
+        self._clock = clock or LoopClock()
+        self._later = SecondChance(second_chance_pause)
+        self._in_queue = 0  # rows handed to the queue and not yet finished
+        self._drained: asyncio.Event | None = None
         self.summary = Summary(ledger_path=ledger.path, total=total)
         self._stopping = False
         self._busy: set[asyncio.Task[Any]] = set()
@@ -220,6 +231,7 @@ class Job:
     async def run(self) -> Summary:
         self._stop = asyncio.Event()
         self._hard_stop = asyncio.Event()
+        self._drained = asyncio.Event()
         if self._stopping:
             self._stop.set()
         queue: asyncio.Queue[WorkItem | None] = asyncio.Queue(maxsize=self._concurrency * 2)
@@ -301,6 +313,7 @@ class Job:
             self._observer.skip(self.summary.total)
         elif await self._ready():
             await self._feed_rows(queue)
+            await self._second_pass(queue)
         for _ in range(self._concurrency):
             await queue.put(None)
 
@@ -320,10 +333,14 @@ class Job:
     def _nothing_left(self) -> bool:
         skippable = TERMINAL - {FAILED} if self._retry_failed else TERMINAL
         total = self.summary.total
-        return total > 0 and self._ledger.count(skippable, last_row=total) == total
+        done = self._ledger.count(skippable, last_row=total)
+        if not self._retry_failed:  # transient failures are retried without being asked
+            done -= self._ledger.count_transient_failures(last_row=total)
+        return total > 0 and done == total
 
     async def _feed_rows(self, queue: asyncio.Queue[WorkItem | None]) -> None:
         window: dict[int, str] = {}
+        transient: set[int] = set()
         window_end = 0
         since_yield = 0
         for row, payload in self._rows:
@@ -332,8 +349,10 @@ class Job:
             if row > window_end:
                 window_end = row + RESUME_WINDOW - 1
                 window = self._ledger.statuses(row, window_end)
+                transient = self._ledger.transient_failures(row, window_end)
             status = window.get(row)
-            if status in TERMINAL and not (status == FAILED and self._retry_failed):
+            retry = status == FAILED and (self._retry_failed or row in transient)
+            if status in TERMINAL and not retry:
                 self.summary.skipped += 1
                 self._observer.advance(None)
                 since_yield += 1
@@ -342,7 +361,33 @@ class Job:
                     await asyncio.sleep(0)
                 continue
             previous = self._ledger.get(row) if status is not None else None
-            await queue.put(WorkItem(row, payload, previous))
+            await self._put(queue, WorkItem(row, payload, previous))
+
+    async def _put(self, queue: asyncio.Queue[WorkItem | None], item: WorkItem) -> None:
+        assert self._drained is not None
+        self._in_queue += 1
+        self._drained.clear()
+        await queue.put(item)
+
+    async def _second_pass(self, queue: asyncio.Queue[WorkItem | None]) -> None:
+        """Once every row has been tried, try the transient failures again after a pause."""
+        assert self._drained is not None
+        if self._in_queue:
+            await self._drained.wait()
+        kept = self._later.take()
+        if not kept or self._stopping:
+            return
+        log.info("trying %d rows again in %.0f s", len(kept), self._later.pause)
+        await self._clock.sleep(self._later.pause)
+        extend = getattr(self._observer, "extend", None)
+        if extend is not None:
+            extend(len(kept))
+        for row, payload, entry in kept:
+            if self._stopping:
+                return
+            self.summary.done[entry.status] -= 1  # counted again when it ends
+            self.summary.second_chance += 1
+            await self._put(queue, WorkItem(row, payload, entry))
 
     async def _work(self, queue: asyncio.Queue[WorkItem | None]) -> None:
         while not self._stopping:
@@ -356,6 +401,9 @@ class Job:
                 await self._process(item)
             finally:
                 self._busy.discard(task)
+                self._in_queue -= 1
+                if self._in_queue == 0 and self._drained is not None:
+                    self._drained.set()
 
     async def _process(self, item: WorkItem) -> None:
         context = RowContext(self._ledger, item)
@@ -381,6 +429,7 @@ class Job:
         self._ledger.record(entry)
         self.summary.done[entry.status] += 1
         self._observer.advance(entry)
+        self._later.offer(item.row, item.payload, entry)
         stop = self._watch.verdict(entry)
         if stop is not None:
             self.abort(stop)

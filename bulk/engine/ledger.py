@@ -268,6 +268,20 @@ class Ledger:
         )
         return dict(cursor.fetchall())
 
+    def transient_failures(self, first: int, last: int) -> set[int]:
+        """Rows first..last that failed on transient errors (a plain re-run retries them)."""
+        cursor = self._db.execute(
+            "SELECT row FROM rows WHERE status = 'failed' AND error_kind = 'transient' "
+            "AND row BETWEEN ? AND ?", (first, last)
+        )
+        return {found[0] for found in cursor}
+
+    def count_transient_failures(self, *, last_row: int) -> int:
+        return self._db.execute(
+            "SELECT COUNT(*) FROM rows WHERE status = 'failed' AND error_kind = 'transient' "
+            "AND row <= ?", (last_row,)
+        ).fetchone()[0]
+
     def entries(self, status: str | None = None) -> Iterator[Entry]:
         """Every entry in row order (streamed, for export)."""
         query = f"SELECT {COLUMNS} FROM rows"

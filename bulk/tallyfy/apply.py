@@ -28,6 +28,7 @@ from bulk.engine.ledger import FAILED, IN_DOUBT, INVALID, OK, UNCHANGED, Entry, 
 from bulk.engine.pacing import Pacer
 from bulk.engine.reader import InputFile, RawRow
 from bulk.engine.retry import RetryPolicy, should_retry
+from bulk.engine.second_chance import SECOND_CHANCE_PAUSE
 from bulk.engine.stops import DEFINITIVE, TRANSIENT
 from bulk.report import REPORT_COLUMNS
 from bulk.tallyfy.client import TallyfyClient, api_headers
@@ -62,6 +63,7 @@ class ApplyOptions:
     grace: float = 10.0
     outage_limit: float = DEFAULT_OUTAGE_LIMIT  # seconds of continuous outage, then stop
     max_failures: int | None = None  # stop once this many rows have failed
+    second_chance_pause: float = SECOND_CHANCE_PAUSE  # then transient failures again
     backoff: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
@@ -337,6 +339,8 @@ async def execute(
             grace=options.grace,
             observer=observer,
             max_failures=options.max_failures,
+            clock=clock,
+            second_chance_pause=options.second_chance_pause,
             before_first_row=lambda: preflight(
                 session, job.connection, job.target, api_headers(job.connection), clock
             ),
