@@ -345,6 +345,9 @@ async def execute(
                 session, job.connection, job.target, api_headers(job.connection), clock
             ),
         )
+        watch = getattr(observer, "watch", None)
+        if watch is not None:  # the progress bar shows the pace and the ETA it gives
+            watch(lambda: client.http.requests)
         if on_job is not None:
             on_job(runner)
         with _signals(runner) if install_signals else contextlib.nullcontext():
