@@ -53,3 +53,4 @@ class Results:
     rps: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    quota: list[Any] = field(default_factory=list)  # benchmarks.quota.QuotaResult
