@@ -84,6 +84,8 @@ class Pacer:
         self._pause_began: float | None = None  # when the last 429 event paused everyone
         self._accepted: deque[float] = deque()  # times of answers that were not 429
         self._changed_at: float | None = None  # when the pace last changed
+        self._started: float | None = None  # the first slot
+        self._pause_ended = float("-inf")  # when the last 429's pause ended
         self._saturated = False  # a caller waited for its slot since the last change
         self._found = False  # a 429 has been seen: probe gently from now on
         self._step = 0.0
@@ -125,6 +127,8 @@ class Pacer:
                 break
         if waited:
             self.waits += 1
+        if self._started is None:
+            self._started = now
         self._maybe_probe(now)
         return now
 
@@ -156,15 +160,25 @@ class Pacer:
         self._settle(now)
         self._pause_began = now
         self.cool_down(self.DEFAULT_PAUSE if retry_after is None else retry_after)
+        self._pause_ended = self._cooldown_until
 
     def _settle(self, now: float) -> None:
-        if self._pause_began is not None:
+        if self._found:
+            # A whole cycle, from the 429 that began the last pause: the bucket was
+            # empty then and is empty now, so what it let through is its refill rate.
+            assert self._pause_began is not None
             start = max(self._pause_began, now - self.WINDOW)
         else:
-            start = now - 1.0
+            # Still climbing: the last second at the pace (not the pause before it).
+            start = max(now - 1.0, self._started if self._started is not None else now,
+                        self._pause_ended)
         count = sum(1 for at in self._accepted if at >= start)
-        span = max(1.0, now - start)
-        estimate = count / span if count else self.rate / 2
+        estimate = count / max(0.05, now - start) if count else self.rate / 2
+        if not self._found and (now - start < 0.5 or estimate >= self.SETTLE * self.rate):
+            # Too early to measure (answers still in flight), or the server took all we
+            # sent at this pace: the 429 is about a burst (ours larger than its bucket),
+            # not the rate. Pause, keep climbing.
+            return
         rate = max(self.min_rate, min(self.rate, self.SETTLE * estimate, self.max_rate))
         self._found = True
         self._step = self.PROBE_STEP * rate

@@ -59,6 +59,7 @@ async def test_a_rate_below_the_quota_is_a_ceiling_never_exceeded():
 async def test_a_429_settles_at_a_share_of_what_the_server_accepted() -> None:
     clock = ManualClock()
     pacer = Pacer(100, burst=1000, clock=clock)
+    await pacer.acquire()  # the job has begun
     for _ in range(40):  # 40 accepted over the last second
         clock.t += 0.025
         pacer.accepted()
@@ -73,6 +74,7 @@ async def test_a_429_settles_at_a_share_of_what_the_server_accepted() -> None:
 async def test_429s_of_one_storm_settle_the_pace_once() -> None:
     clock = ManualClock()
     pacer = Pacer(100, burst=1000, clock=clock)
+    await pacer.acquire()  # the job has begun
     for _ in range(40):
         clock.t += 0.025
         pacer.accepted()
@@ -100,6 +102,7 @@ async def test_429s_of_one_storm_settle_the_pace_once() -> None:
 async def test_the_pace_never_drops_below_its_floor() -> None:
     clock = ManualClock()
     pacer = Pacer(3, burst=1000, clock=clock)
+    await pacer.acquire()
     for _ in range(20):
         clock.t += 5
         pacer.refused(1.0, sent_at=clock.t)  # nothing accepted at all
@@ -110,6 +113,7 @@ async def test_the_pace_never_drops_below_its_floor() -> None:
 async def test_quiet_time_probes_upward_gently_and_never_above_the_ceiling() -> None:
     clock = ManualClock()
     pacer = Pacer(50, burst=1, clock=clock)
+    await pacer.acquire()
     for _ in range(20):
         clock.t += 0.05
         pacer.accepted()
@@ -152,6 +156,25 @@ async def test_an_unsaturated_pace_is_not_raised() -> None:
         clock.t += 1.0  # the callers come slower than the pace: it is not the limit
         await pacer.acquire()
     assert pacer.rate == 10
+
+
+async def test_a_429_while_the_pace_is_all_accepted_is_a_burst_not_the_rate() -> None:
+    # Climbing, the server took everything sent at the pace: its bucket is smaller than
+    # our burst, the rate is fine. Pause, but keep the pace and keep climbing.
+    clock = ManualClock()
+    pacer = Pacer(20, burst=5, clock=clock, auto=True)
+    await pacer.acquire()
+    for _ in range(20):
+        clock.t += 0.05
+        pacer.accepted()
+    pacer.refused(1.0, sent_at=clock.t)
+    assert pacer.rate == 20 and pacer.pauses == 1
+    # An answer refused before anything could be measured says nothing either.
+    fresh = Pacer(20, clock=clock, auto=True)
+    await fresh.acquire()
+    clock.t += 0.1
+    fresh.refused(None, sent_at=clock.t)
+    assert fresh.rate == 20
 
 
 async def test_event_callbacks_for_a_report() -> None:
