@@ -430,7 +430,7 @@ class Job:
         self.summary.done[entry.status] += 1
         self._observer.advance(entry)
         self._later.offer(item.row, item.payload, entry)
-        stop = self._watch.verdict(entry)
+        stop = self._watch.verdict(entry, again=self._later.passing)
         if stop is not None:
             self.abort(stop)
 

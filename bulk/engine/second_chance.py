@@ -36,6 +36,11 @@ class SecondChance:
         if not self._passed and len(self._kept) < self.limit and self.deserves(entry):
             self._kept.append((row, payload, entry))
 
+    @property
+    def passing(self) -> bool:
+        """The end pass has begun (every row handed out now is one tried again)."""
+        return self._passed
+
     def take(self) -> list[tuple[int, Any, Entry]]:
         """The rows for the end pass (once), in row order."""
         self._passed = True

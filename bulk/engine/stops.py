@@ -30,12 +30,13 @@ class FailureWatch:
         self._reason: str | None = None
         self._alike = 0
 
-    def verdict(self, entry: Entry) -> str | None:
-        """A one-line reason to stop the job after this outcome, or None."""
+    def verdict(self, entry: Entry, *, again: bool = False) -> str | None:
+        """A one-line reason to stop the job after this outcome, or None. `again`: the
+        row already failed once in this job (the end pass); it is not counted twice."""
         if entry.status in (OK, UNCHANGED):
             self._armed = False
             return None
-        if entry.status != FAILED:
+        if entry.status != FAILED or again:
             return None
         self.failures += 1
         reason = entry.reason or entry.error or "failed"

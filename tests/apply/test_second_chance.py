@@ -76,3 +76,17 @@ async def test_a_plain_rerun_retries_transient_failures_but_not_definitive_ones(
     third, _ = await run_job(sandbox, path)
     assert sandbox.stats.requests == 0, "a definitive failure waits for --retry-failed"
     assert third.skipped == 3
+
+
+async def test_a_row_failing_again_in_the_end_pass_counts_once_for_max_failures(
+    sandbox, tmp_path
+):
+    ids = run_ids(sandbox, 2)
+    path = write_csv(tmp_path / "r.csv", ["id", "name"], [[rid, "Twice"] for rid in ids])
+
+    summary, entries = await run_job(sandbox, path, max_attempts=1, concurrency=1,
+                                     max_failures=3, on_job=down_after_preflight(sandbox))
+
+    assert summary.aborted is None  # 2 rows failed, each twice: 2 failures, not 4
+    assert summary.second_chance == 2
+    assert [e.status for e in entries] == ["failed", "failed"]
