@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -107,5 +108,9 @@ def _transport_reason(exc: BaseException, seconds: float) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return f"no answer within {seconds:g} s"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"connection failed ({exc.os_error.strerror or type(exc.os_error).__name__})"
+        number = exc.os_error.errno
+        # asyncio's strerror can be "Connect call failed ('127.0.0.1', 9)": the errno's
+        # own words are shorter and say the same.
+        cause = os.strerror(number) if number else type(exc.os_error).__name__
+        return f"connection failed ({cause})"
     return f"connection failed ({type(exc).__name__})"

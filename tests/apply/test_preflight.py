@@ -49,7 +49,7 @@ async def test_an_unreachable_host_is_one_line_and_no_row_is_recorded(sandbox, r
                             Secret(sandbox.token))
     error, counts, clock = await apply_with(connection, renames)
     assert isinstance(error, ConfigError)
-    assert str(error).startswith("cannot reach 127.0.0.1: connection failed")
+    assert str(error).startswith("cannot reach 127.0.0.1: connection failed (Connection refused)")
     assert "\n" not in str(error)
     assert counts == {}
     assert clock.skipped <= 5  # a few tries, seconds apart: not every row's attempts
