@@ -54,3 +54,4 @@ class Results:
     loop: dict[str, Any] | None = None  # select throughput and undo (benchmarks/loop.py)
     elapsed: float = 0.0
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    quota: list[Any] = field(default_factory=list)  # benchmarks.quota.QuotaResult

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks import quota
 from benchmarks._measure import ApplyRun, SdkRun, median_rate
 from benchmarks._plan import CONCURRENCIES, LATENCIES, SDK_MODES, Results
 from benchmarks._procs import ROOT
@@ -61,7 +62,10 @@ def render(results: Results) -> tuple[str, bool]:
               for c in checks]
     lines += ["", *_throughput_table(results), "", *_sdk_table(results), "",
               *_big_job(results), "", *_sandbox_rps(results), "", *_how_measured(results)]
-    return "\n".join(lines) + "\n", all(c.passed is not False for c in checks)
+    if results.quota:
+        lines += ["", *quota.section(results.quota)]
+    quota_ok = all(r.utilization >= 0.9 and r.share_429 <= 0.05 for r in results.quota)
+    return "\n".join(lines) + "\n", quota_ok and all(c.passed is not False for c in checks)
 
 
 # ------------------------------------------------------------------------- the verdicts

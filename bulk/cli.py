@@ -103,6 +103,8 @@ class _Checked(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.strip().lower() in self.spec.words:
+            return value.strip().lower()
         if isinstance(value, str):
             try:
                 value = int(value) if self.spec.whole else float(value)
@@ -155,13 +157,19 @@ def main() -> None:
 @click.option("--concurrency", type=_spec_type("concurrency"),
               help=f"Workers (default 8; {_span('concurrency')}).")
 @click.option("--rate", type=_spec_type("rate"),
-              help=f"Requests per second (default 10; {_span('rate')}).")
+              help=f"Most requests per second, or 'auto' to find the quota "
+                   f"(default 10; {_span('rate')}).")
 @click.option("--burst", type=_spec_type("burst"),
               help=f"Requests allowed at once (default 2; {_span('burst')}).")
 @click.option("--max-attempts", type=_spec_type("max_attempts"),
               help=f"Tries per row (default 5; {_span('max_attempts')}).")
 @click.option("--timeout", type=_spec_type("timeout"),
               help=f"Seconds per request (default 30; {_span('timeout')}).")
+@click.option("--outage-limit", type=_spec_type("outage_limit"),
+              help="Seconds the API may stay unreachable before the job stops "
+                   f"(default 600; {_span('outage_limit')}).")
+@click.option("--max-failures", type=_spec_type("max_failures"),
+              help="Stop once this many rows have failed (default: no limit).")
 @click.option("--retry-failed", is_flag=True, default=None, help="On resume, retry failed rows.")
 @click.option("--fresh", is_flag=True, default=None,
               help="Start the ledger over (needed when the input, target or org changed).")
@@ -186,7 +194,9 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
 
     \b
     Exit codes: 0 all rows ok or unchanged; 1 some rows failed, invalid or in doubt;
-    2 usage, configuration or unreadable input; 3 aborted (authentication);
+    2 usage, configuration or unreadable input (or a preflight that found the base URL,
+    host or organization wrong); 3 aborted (authentication, API unreachable past
+    --outage-limit, every row failing alike, --max-failures reached);
     130 interrupted (run the same command again to resume).
     """
     from bulk.run import apply_command

@@ -27,10 +27,12 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "org": str,
     "base_url": str,
     "concurrency": int,
-    "rate": (int, float),
+    "rate": (int, float, str),  # a number, or "auto"
     "burst": int,
     "max_attempts": int,
     "timeout": (int, float),
+    "outage_limit": (int, float),
+    "max_failures": int,
     "retry_failed": bool,
     "fresh": bool,
     "dry_run": bool,

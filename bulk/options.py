@@ -24,19 +24,24 @@ class Bounds:
     timeout is a typo, and taken literally it hangs the run instead of failing it.
     """
 
-    __slots__ = ("high", "low", "whole")
+    __slots__ = ("high", "low", "whole", "words")
 
-    def __init__(self, *, whole: bool, low: float, high: float) -> None:
+    def __init__(self, *, whole: bool, low: float, high: float,
+                 words: tuple[str, ...] = ()) -> None:
         self.whole = whole
         self.low = low
         self.high = high
+        self.words = words  # also accepted as they are (--rate auto)
 
     @property
     def span(self) -> str:
-        return f"{_number(self.low)} to {_number(self.high)}"
+        words = "".join(f" or {word}" for word in self.words)
+        return f"{_number(self.low)} to {_number(self.high)}{words}"
 
     def problem(self, value: object) -> str | None:
         """Why `value` is refused (one phrase naming the allowed range), or None."""
+        if value in self.words:
+            return None
         kind = "a whole number" if self.whole else "a number"
         allowed: tuple[type, ...] = (int,) if self.whole else (int, float)
         if isinstance(value, bool) or not isinstance(value, allowed):
@@ -68,8 +73,11 @@ OPTION_SPECS: dict[str, Bounds | Choices] = {
     "target": Choices(TARGET_NAMES),
     "concurrency": Bounds(whole=True, low=1, high=256),
     # Up to a million: benchmarks run unpaced at 100_000; anything finite is harmless.
-    "rate": Bounds(whole=False, low=0.01, high=1_000_000),
+    "rate": Bounds(whole=False, low=0.01, high=1_000_000, words=("auto",)),
     "burst": Bounds(whole=True, low=1, high=1000),
     "max_attempts": Bounds(whole=True, low=1, high=50),
     "timeout": Bounds(whole=False, low=0.1, high=3600),
+    # Seconds of continuous outage before the job stops: up to a day.
+    "outage_limit": Bounds(whole=False, low=1, high=86_400),
+    "max_failures": Bounds(whole=True, low=1, high=10**12),
 }

@@ -1,25 +1,42 @@
-"""The terminal progress bar (tqdm): rows done of total, rows/s, ETA, ok/failed counts."""
+"""The terminal progress bar (tqdm): rows done of total, rows/s, ok/failed counts, and
+the pace in requests/s with the ETA it gives (the quota, not the CPU, sets the speed)."""
 
 from __future__ import annotations
 
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from typing import TextIO
 
 from tqdm import tqdm
 
 from bulk.engine.ledger import Entry
 
+#: The pace shown is the requests sent over the last this-many seconds.
+PACE_WINDOW = 5.0
+#: tqdm's own ETA follows rows/s smoothed over the whole job; ours follows the pace now.
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]"
+
 
 class TerminalProgress:
     """Shown only on a terminal; `bulk apply --quiet` or a pipe gets none."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, now: Callable[[], float] = time.monotonic
+    ) -> None:
         self._stream = stream or sys.stderr
+        self._now = now
         self._bar: tqdm | None = None
         self._counts: Counter[str] = Counter()
         self._last_postfix = 0.0
+        self._requests: Callable[[], int] | None = None
+        self._samples: deque[tuple[float, int]] = deque()
+        self._processed = 0  # rows done by this run (not skipped)
+
+    def watch(self, requests: Callable[[], int]) -> None:
+        """Where to read how many requests the job has sent so far."""
+        self._requests = requests
 
     @staticmethod
     def wanted(stream: TextIO | None = None, quiet: bool = False) -> bool:
@@ -28,15 +45,18 @@ class TerminalProgress:
 
     def start(self, total: int) -> None:
         self._bar = tqdm(
-            total=total, unit="row", file=self._stream, dynamic_ncols=True, smoothing=0.05
+            total=total, unit="row", file=self._stream, dynamic_ncols=True, smoothing=0.05,
+            bar_format=BAR_FORMAT,
         )
 
     def advance(self, entry: Entry | None) -> None:
         if self._bar is None:
             return
         self._counts[entry.status if entry else "skipped"] += 1
+        if entry is not None:
+            self._processed += 1
         self._bar.update(1)
-        now = time.monotonic()
+        now = self._now()
         if now - self._last_postfix > 0.25:  # formatting every row would cost more than the row
             self._last_postfix = now
             self._bar.set_postfix_str(self._postfix(), refresh=False)
@@ -45,6 +65,11 @@ class TerminalProgress:
         if self._bar is not None:
             self._counts["skipped"] += count
             self._bar.update(count)
+
+    def extend(self, count: int) -> None:
+        """`count` rows will be done once more (the end-of-job pass)."""
+        if self._bar is not None:
+            self._bar.total += count
 
     def _postfix(self) -> str:
         c = self._counts
@@ -55,7 +80,29 @@ class TerminalProgress:
             text += f" conflict {c['conflict']}"
         if c["skipped"]:
             text += f" skipped {c['skipped']}"
+        pace = self.pace()
+        if pace is not None:
+            text += f" | {pace:.1f} req/s, ETA {self.eta(pace)}"
         return text
+
+    def pace(self) -> float | None:
+        """Requests per second over the last PACE_WINDOW seconds (None before any)."""
+        if self._requests is None:
+            return None
+        now = self._now()
+        self._samples.append((now, self._requests()))
+        while len(self._samples) > 2 and self._samples[1][0] <= now - PACE_WINDOW:
+            self._samples.popleft()
+        (start, first), (end, last) = self._samples[0], self._samples[-1]
+        return (last - first) / (end - start) if end > start else None
+
+    def eta(self, pace: float) -> str:
+        """Rows left at this run's requests per row, sent at the pace now."""
+        if self._bar is None or self._requests is None or not self._processed or pace <= 0:
+            return "?"
+        left = max(0, (self._bar.total or 0) - self._bar.n)
+        per_row = self._requests() / self._processed
+        return tqdm.format_interval(left * per_row / pace)
 
     def close(self) -> None:
         if self._bar is not None:

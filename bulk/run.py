@@ -20,7 +20,8 @@ from bulk.tallyfy.apply import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import connection_from_env
 
 OPTION_KEYS = ("format", "target", "ledger", "concurrency", "rate", "burst", "max_attempts",
-               "timeout", "retry_failed", "fresh", "dry_run")
+               "timeout", "retry_failed", "fresh", "dry_run", "outage_limit",
+               "max_failures")
 
 
 def options_from_settings(settings: Mapping[str, Any]) -> ApplyOptions:

@@ -13,7 +13,7 @@ class Clock(Protocol):
 
 
 class LoopClock:
-    """The running event loop's monotonic clock (the one aiolimiter uses too)."""
+    """The running event loop's monotonic clock."""
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()

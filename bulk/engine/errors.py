@@ -46,6 +46,9 @@ class LedgerWriteError(ConfigError):
 class HttpError(Exception):
     """The server answered with a status that is not a success."""
 
+    #: Set when it came during an outage the breaker declared (spends no attempt).
+    outage: bool = False
+
     def __init__(
         self,
         status: int,
@@ -136,11 +139,19 @@ class StaleRead(Exception):
     """
 
 
+class StopJob(Exception):
+    """Every later row would fail the same way (the API is down, every row is refused
+    alike): the job stops, rows not done stay pending, exit 3. The message is one line."""
+
+
 class TransportError(Exception):
     """No usable answer: connection refused or dropped, timeout, unreadable body.
 
     Whether a write was applied is unknown, so a write that ends here is in doubt.
     """
+
+    #: Set when it came during an outage the breaker declared (spends no attempt).
+    outage: bool = False
 
     def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
         self.method = method

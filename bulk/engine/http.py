@@ -20,12 +20,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from bulk.engine.breaker import Breaker
 from bulk.engine.errors import (
     AmbiguousAnswer,
     AuthError,
     ConfigError,
     HttpError,
     RedirectRefused,
+    StaleRead,
     TransportError,
 )
 from bulk.engine.pacing import Pacer
@@ -86,8 +88,10 @@ class JsonHttp:
         *,
         headers: dict[str, str],
         timeout: float = 30.0,
+        breaker: Breaker | None = None,
     ) -> None:
         self._session = session
+        self._breaker = breaker
         self._pacer = pacer
         self._policy = policy
         self._headers = headers
@@ -117,15 +121,63 @@ class JsonHttp:
         check: AnswerCheck | None = None,
         paced: bool = True,
     ) -> Answer:
+        """One attempt: wait for the breaker and the pacer, send, return the 2xx answer.
+
+        A failure during an outage is flagged `outage` (it spends no attempt); see
+        breaker.py. Everything else is as `_attempt` says.
+        """
+        breaker = self._breaker
+        if breaker is None:
+            return await self._attempt(method, url, path=path, body=body, attempt=attempt,
+                                       check=check, paced=paced)
+        was_open = breaker.is_open
+        probe = await breaker.admit()
+        if was_open and not paced:
+            # Built from a read taken before the outage (a held slot): by now someone may
+            # have changed the record, so read again rather than send it.
+            breaker.release(probe)
+            stale = StaleRead(f"the API was unreachable between the read and the {method}; "
+                              "nothing sent, read again")
+            stale.outage = True  # type: ignore[attr-defined]  # spends no attempt
+            raise stale
+        try:
+            answer = await self._attempt(method, url, path=path, body=body, attempt=attempt,
+                                         check=check, paced=paced)
+        except TransportError as exc:
+            exc.outage = breaker.failed(path, probe)
+            raise
+        except HttpError as exc:
+            if exc.status >= 500:
+                exc.outage = breaker.failed(path, probe)
+            else:
+                breaker.answered(probe)
+            raise
+        except BaseException:
+            breaker.release(probe)
+            raise
+        breaker.answered(probe)
+        return answer
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        *,
+        path: str,
+        body: Any = None,
+        attempt: int = 1,
+        check: AnswerCheck | None = None,
+        paced: bool = True,
+    ) -> Answer:
         """One attempt: wait for the pacer, send, and return the parsed 2xx answer.
 
         `path` is what error messages show (never the full URL with its host, and never
-        a header). `attempt` sizes the backoff a 429 without Retry-After imposes.
+        a header). `attempt` is the caller's attempt number (kept for callers; a 429
+        pauses for its Retry-After or the pacer's default, whatever the attempt).
         `check` looks at a 2xx body: a reason from it raises AmbiguousAnswer. With
         ``paced=False`` the caller already holds a slot from `slot()`.
         """
-        if paced:
-            await self._pacer.acquire()
+        sent_at = await self._pacer.acquire() if paced else self._pacer.clock.now()
         self.requests += 1
         payload = None if body is None else json.dumps(body, separators=(",", ":"))
         headers = self._headers
@@ -141,6 +193,8 @@ class JsonHttp:
                 allow_redirects=False,
             ) as response:
                 raw = await response.read()
+                if response.status != 429:
+                    self._pacer.accepted()
                 request_id = response.headers.get("X-Request-Id")
                 if 300 <= response.status < 400:
                     location = response.headers.get("Location")
@@ -177,11 +231,9 @@ class JsonHttp:
             path=path,
         )
         if error.status == 429:
-            self._pacer.note("429")
             # Everyone waits, not only this worker: the quota is the token's. And the
-            # pace drops, so the job settles below a quota no document states.
-            self._pacer.slow_down()
-            self._pacer.cool_down(self._policy.cooldown_for_429(error, attempt))
+            # pace settles just under what the server accepted (see pacing.py).
+            self._pacer.refused(retry_after, sent_at)
         raise error
 
 

@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from bulk.engine.errors import AuthError, LedgerWriteError
+from bulk.engine.clock import Clock, LoopClock
+from bulk.engine.errors import AuthError, LedgerWriteError, StopJob
 from bulk.engine.ledger import FAILED, IN_DOUBT, PENDING, RETRYABLE, TERMINAL, Entry, Ledger
+from bulk.engine.second_chance import SECOND_CHANCE_PAUSE, SecondChance
+from bulk.engine.stops import FailureWatch
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +110,12 @@ class Summary:
     elapsed: float = 0.0
     requests: int = 0  # HTTP requests sent by this run
     dry_run: bool = False  # nothing was written: `ok` means "would be written"
+    second_chance: int = 0  # rows tried again in the end-of-job pass
     interrupted: bool = False
     aborted: str | None = None
+    rate_limited: int = 0  # 429s met
+    pauses: int = 0  # shared pauses they imposed
+    outage_seconds: float = 0.0  # the API unreachable, every worker waiting
 
     @property
     def exit_code(self) -> int:
@@ -145,11 +152,17 @@ class Summary:
         rate = this_run / self.elapsed if self.elapsed > 0 else 0.0
         resumed = f", {self.skipped} skipped as done before" if self.skipped else ""
         settled = f", {self.settled} in-doubt settled" if self.settled else ""
+        if self.second_chance:
+            settled += f", {self.second_chance} tried again at the end"
         reason = f" ({self.aborted})" if self.aborted else ""
+        met = ""
+        if self.rate_limited or self.pauses or self.outage_seconds:
+            met = (f" | met {self.rate_limited} 429s, {self.pauses} pauses, "
+                   f"outage {self.outage_seconds:.0f}s")
         return (
             f"{head}{reason}: {self.total} rows: {', '.join(parts)} | "
-            f"{this_run} processed in {self.elapsed:.1f}s ({rate:.0f} rows/s){resumed}{settled} "
-            f"| ledger {self.ledger_path}"
+            f"{this_run} processed in {self.elapsed:.1f}s ({rate:.0f} rows/s){resumed}{settled}"
+            f"{met} | ledger {self.ledger_path}"
         )
 
 
@@ -166,6 +179,10 @@ class Job:
         grace: float = 10.0,
         flush_every: float = 0.5,
         observer: Observer | None = None,
+        before_first_row: Callable[[], Awaitable[None]] | None = None,
+        max_failures: int | None = None,
+        clock: Clock | None = None,
+        second_chance_pause: float = SECOND_CHANCE_PAUSE,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -177,6 +194,14 @@ class Job:
         self._grace = grace
         self._flush_every = flush_every
         self._observer = observer or _Silent()
+        #: A check run once before the first row is handed out (none when nothing is
+        #: left to do); an AuthError or StopJob from it aborts the job.
+        self._before_first_row = before_first_row
+        self._watch = FailureWatch(max_failures=max_failures)
+        self._clock = clock or LoopClock()
+        self._later = SecondChance(second_chance_pause)
+        self._in_queue = 0  # rows handed to the queue and not yet finished
+        self._drained: asyncio.Event | None = None
         self.summary = Summary(ledger_path=ledger.path, total=total)
         self._stopping = False
         self._busy: set[asyncio.Task[Any]] = set()
@@ -234,6 +259,7 @@ class Job:
     async def run(self) -> Summary:
         self._stop = asyncio.Event()
         self._hard_stop = asyncio.Event()
+        self._drained = asyncio.Event()
         if self._stopping:
             self._stop.set()
         queue: asyncio.Queue[WorkItem | None] = asyncio.Queue(maxsize=self._concurrency * 2)
@@ -316,18 +342,36 @@ class Job:
             # Resuming a finished job: no need to walk a million rows to skip them all.
             self.summary.skipped = self.summary.total
             self._observer.skip(self.summary.total)
-        else:
+        elif await self._ready():
             await self._feed_rows(queue)
+            await self._second_pass(queue)
         for _ in range(self._concurrency):
             await queue.put(None)
+
+    async def _ready(self) -> bool:
+        if self._before_first_row is None:
+            return True
+        try:
+            await self._before_first_row()
+        except AuthError as exc:
+            self.abort(f"authentication failed: {exc.describe()}")
+            return False
+        except StopJob as exc:
+            self.abort(str(exc))
+            return False
+        return True
 
     def _nothing_left(self) -> bool:
         skippable = TERMINAL - RETRYABLE if self._retry_failed else TERMINAL
         total = self.summary.total
-        return total > 0 and self._ledger.count(skippable, last_row=total) == total
+        done = self._ledger.count(skippable, last_row=total)
+        if not self._retry_failed:  # transient failures are retried without being asked
+            done -= self._ledger.count_transient_failures(last_row=total)
+        return total > 0 and done == total
 
     async def _feed_rows(self, queue: asyncio.Queue[WorkItem | None]) -> None:
         window: dict[int, str] = {}
+        transient: set[int] = set()
         window_end = 0
         since_yield = 0
         for row, payload in self._rows:
@@ -336,8 +380,12 @@ class Job:
             if row > window_end:
                 window_end = row + RESUME_WINDOW - 1
                 window = self._ledger.statuses(row, window_end)
+                transient = self._ledger.transient_failures(row, window_end)
             status = window.get(row)
-            if status in TERMINAL and not (status in RETRYABLE and self._retry_failed):
+            # Asked-for retries (failed, conflict), and transient failures without asking.
+            retry = (status in RETRYABLE and self._retry_failed) or (
+                status == FAILED and row in transient)
+            if status in TERMINAL and not retry:
                 self.summary.skipped += 1
                 self._observer.advance(None)
                 since_yield += 1
@@ -346,7 +394,33 @@ class Job:
                     await asyncio.sleep(0)
                 continue
             previous = self._ledger.get(row) if status is not None else None
-            await queue.put(WorkItem(row, payload, previous))
+            await self._put(queue, WorkItem(row, payload, previous))
+
+    async def _put(self, queue: asyncio.Queue[WorkItem | None], item: WorkItem) -> None:
+        assert self._drained is not None
+        self._in_queue += 1
+        self._drained.clear()
+        await queue.put(item)
+
+    async def _second_pass(self, queue: asyncio.Queue[WorkItem | None]) -> None:
+        """Once every row has been tried, try the transient failures again after a pause."""
+        assert self._drained is not None
+        if self._in_queue:
+            await self._drained.wait()
+        kept = self._later.take()
+        if not kept or self._stopping:
+            return
+        log.info("trying %d rows again in %.0f s", len(kept), self._later.pause)
+        await self._clock.sleep(self._later.pause)
+        extend = getattr(self._observer, "extend", None)
+        if extend is not None:
+            extend(len(kept))
+        for row, payload, entry in kept:
+            if self._stopping:
+                return
+            self.summary.done[entry.status] -= 1  # counted again when it ends
+            self.summary.second_chance += 1
+            await self._put(queue, WorkItem(row, payload, entry))
 
     async def _work(self, queue: asyncio.Queue[WorkItem | None]) -> None:
         while not self._stopping:
@@ -360,6 +434,9 @@ class Job:
                 await self._process(item)
             finally:
                 self._busy.discard(task)
+                self._in_queue -= 1
+                if self._in_queue == 0 and self._drained is not None:
+                    self._drained.set()
 
     async def _process(self, item: WorkItem) -> None:
         context = RowContext(self._ledger, item)
@@ -376,6 +453,10 @@ class Job:
             self._leave_unfinished(item, context, "stopped: the ledger could not be written",
                                    None)
             return
+        except StopJob as exc:
+            self.abort(str(exc))
+            self._leave_unfinished(item, context, str(exc), None)
+            return
         except asyncio.CancelledError:
             self._leave_unfinished(item, context, "stopped before the row finished", None)
             raise
@@ -387,6 +468,10 @@ class Job:
         self._record(entry)
         self.summary.done[entry.status] += 1
         self._observer.advance(entry)
+        self._later.offer(item.row, item.payload, entry)
+        stop = self._watch.verdict(entry, again=self._later.passing)
+        if stop is not None:
+            self.abort(stop)
 
     @staticmethod
     def _internal_error(item: WorkItem, context: RowContext, exc: Exception) -> Entry:

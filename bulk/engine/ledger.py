@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS rows (
     after       TEXT,                  -- JSON: changed fields as written
     input       TEXT,                  -- JSON: the row as read, kept for rows not done
     started_at  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL
+    updated_at  TEXT NOT NULL,
+    error_kind  TEXT                   -- failed rows: transient or definitive
 );
 CREATE INDEX IF NOT EXISTS rows_status ON rows(status);
 """
@@ -78,14 +79,14 @@ CREATE TABLE IF NOT EXISTS events (
 
 UPSERT = """
 INSERT INTO rows (row, record_id, status, http_status, attempts, error, request_id,
-                  before, after, input, started_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  before, after, input, started_at, updated_at, error_kind)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(row) DO UPDATE SET
     record_id = excluded.record_id, status = excluded.status,
     http_status = excluded.http_status, attempts = excluded.attempts,
     error = excluded.error, request_id = excluded.request_id,
     before = excluded.before, after = excluded.after, input = excluded.input,
-    updated_at = excluded.updated_at
+    updated_at = excluded.updated_at, error_kind = excluded.error_kind
 """
 
 
@@ -105,6 +106,12 @@ class Entry:
     input: dict[str, Any] | None = None
     started_at: str | None = None
     updated_at: str | None = None
+    #: For failed rows: "transient" (attempts ran out on 429/5xx/transport: retried at
+    #: the end of the job and on a plain re-run) or "definitive".
+    error_kind: str | None = None
+    #: The error in words common to every row it hits (no record id), for grouping;
+    #: not stored.
+    reason: str | None = None
 
 
 def now_iso() -> str:
@@ -133,12 +140,13 @@ def _entry(row: tuple[Any, ...]) -> Entry:
         input=_load(row[9]),
         started_at=row[10],
         updated_at=row[11],
+        error_kind=row[12],
     )
 
 
 COLUMNS = (
     "row, record_id, status, http_status, attempts, error, request_id, before, after, input, "
-    "started_at, updated_at"
+    "started_at, updated_at, error_kind"
 )
 
 
@@ -165,8 +173,12 @@ class Ledger:
         self._events: list[tuple[str, str, float | None]] = []
         self._commit_waiters: asyncio.Future[None] | None = None
         self._lock: RunLock | None = None
+        self._columns = COLUMNS
         if read_only:
             self._db = open_read_only(self.path)
+            if "error_kind" not in {row[1] for row in self._db.execute("PRAGMA table_info(rows)")}:
+                # Written before the column existed, and not to be changed by a reader.
+                self._columns = COLUMNS.replace("error_kind", "NULL AS error_kind")
             return
         self._db, self._lock = open_for_run(self.path, _set_up)
         try:
@@ -177,6 +189,7 @@ class Ledger:
             if self._db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
                 _set_up(self._db)  # a ledger from before the stamp (checked to be ours)
             self._db.executescript(EVENTS_SCHEMA)
+            _migrate(self._db)
         except sqlite3.Error as exc:
             self._db.close()
             self._lock.release()
@@ -238,14 +251,19 @@ class Ledger:
                 _dump(entry.input),
                 entry.started_at or stamp,
                 stamp,
+                entry.error_kind,
             )
         )
         if len(self._buffer) >= self.batch_size:
             self.commit()
 
-    def record_event(self, kind: str, seconds: float | None = None) -> None:
-        """Note that something held the job back now; committed with the next batch."""
-        self._events.append((now_iso(), kind, seconds))
+    def record_event(self, kind: str, seconds: float | None = None, *,
+                     began_ago: float = 0.0) -> None:
+        """Note that something held the job back (from `began_ago` seconds ago until now,
+        for what is told only at its end, like an outage); committed with the next batch."""
+        at = now_iso() if not began_ago else (
+            datetime.now(UTC) - timedelta(seconds=began_ago)).isoformat(timespec="milliseconds")
+        self._events.append((at, kind, seconds))
 
     async def record_durably(self, entry: Entry) -> None:
         """Buffer one entry and return once it is committed (shared commit per loop turn)."""
@@ -310,13 +328,14 @@ class Ledger:
 
     # -- reading --------------------------------------------------------------------
     def get(self, row: int) -> Entry | None:
-        found = self._db.execute(f"SELECT {COLUMNS} FROM rows WHERE row = ?", (row,)).fetchone()
+        query = f"SELECT {self._columns} FROM rows WHERE row = ?"
+        found = self._db.execute(query, (row,)).fetchone()
         return None if found is None else _entry(found)
 
     def window(self, first: int, last: int) -> dict[int, Entry]:
         """Entries of rows first..last, for a resume that walks the input in order."""
         cursor = self._db.execute(
-            f"SELECT {COLUMNS} FROM rows WHERE row BETWEEN ? AND ?", (first, last)
+            f"SELECT {self._columns} FROM rows WHERE row BETWEEN ? AND ?", (first, last)
         )
         return {found[0]: _entry(found) for found in cursor}
 
@@ -327,9 +346,23 @@ class Ledger:
         )
         return dict(cursor.fetchall())
 
+    def transient_failures(self, first: int, last: int) -> set[int]:
+        """Rows first..last that failed on transient errors (a plain re-run retries them)."""
+        cursor = self._db.execute(
+            "SELECT row FROM rows WHERE status = 'failed' AND error_kind = 'transient' "
+            "AND row BETWEEN ? AND ?", (first, last)
+        )
+        return {found[0] for found in cursor}
+
+    def count_transient_failures(self, *, last_row: int) -> int:
+        return self._db.execute(
+            "SELECT COUNT(*) FROM rows WHERE status = 'failed' AND error_kind = 'transient' "
+            "AND row <= ?", (last_row,)
+        ).fetchone()[0]
+
     def entries(self, status: str | None = None) -> Iterator[Entry]:
         """Every entry in row order (streamed, for export)."""
-        query = f"SELECT {COLUMNS} FROM rows"
+        query = f"SELECT {self._columns} FROM rows"
         args: tuple[Any, ...] = ()
         if status is not None:
             query += " WHERE status = ?"
@@ -377,6 +410,13 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a ledger written by an older version up to this schema (columns added)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(rows)")}
+    if "error_kind" not in columns:
+        db.execute("ALTER TABLE rows ADD COLUMN error_kind TEXT")
 
 
 def open_existing(path: str | Path) -> Ledger:

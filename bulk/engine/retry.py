@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from bulk.engine.clock import Clock
 from bulk.engine.errors import AmbiguousAnswer, AuthError, HttpError, StaleRead, TransportError
@@ -33,6 +33,19 @@ def should_retry(exc: BaseException) -> bool:
     if isinstance(exc, HttpError):
         return exc.status == 429 or 500 <= exc.status <= 599
     return isinstance(exc, TransportError | AmbiguousAnswer | StaleRead)
+
+
+#: A row refused for the quota (or during an outage) retries without spending its
+#: attempts, but not forever: past this many free retries it ends like any other.
+MAX_FREE_RETRIES = 200
+
+
+def spends_attempt(exc: BaseException) -> bool:
+    """False for a failure that is the job's, not the row's: a 429 (the quota belongs to
+    the job) or a failure during an outage the breaker declared."""
+    if isinstance(exc, HttpError) and exc.status == 429:
+        return False
+    return not getattr(exc, "outage", False)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -79,9 +92,10 @@ class RetryPolicy:
         """How long the worker that failed waits before its next attempt.
 
         A 429 returns 0: the pacer's shared cooldown already holds back every worker,
-        this one included, for the server's Retry-After.
+        this one included, for the server's Retry-After. So does a failure during an
+        outage: the breaker holds every worker until the API answers again.
         """
-        if isinstance(exc, HttpError) and exc.status == 429:
+        if exc is not None and not spends_attempt(exc):
             return 0.0
         if isinstance(exc, HttpError) and exc.retry_after is not None:
             return exc.retry_after  # a 503 may say when to come back, too
@@ -96,12 +110,26 @@ class RetryPolicy:
     def retrying(self, clock: Clock) -> AsyncRetrying:
         """A fresh tenacity controller (they hold per-call state, so never share one)."""
 
+        spent = 0
+        free = 0
+
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            return self.wait_after(exc, state.attempt_number)
+            return self.wait_after(exc, max(1, spent))
+
+        def stop(state: RetryCallState) -> bool:
+            # Called once per retryable failure. Only the row's own failures count
+            # towards max_attempts (see spends_attempt).
+            nonlocal spent, free
+            exc = state.outcome.exception() if state.outcome else None
+            if exc is not None and not spends_attempt(exc):
+                free += 1
+                return free > MAX_FREE_RETRIES
+            spent += 1
+            return spent >= self.max_attempts
 
         return AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop,
             wait=wait,
             retry=retry_if_exception(should_retry),
             sleep=clock.sleep,

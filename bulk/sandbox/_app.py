@@ -115,6 +115,7 @@ class Service:
         self.forbidden: set[str] = set()
         self.clock = config.clock
         self.quota: Quota | None = None
+        self.retry_after = config.retry_after
         self.set_rate_limit(config.rate_limit, config.burst)
         self.dice = FaultDice(config.seed)
         self.closing = asyncio.Event()
@@ -230,7 +231,9 @@ class Service:
                 self.stats.rate_limited += 1
                 response = _json(429, {"message": "Too many requests. Please slow down.",
                                        "code": "RATE_LIMIT_EXCEEDED"})
-                response.headers["Retry-After"] = str(wait)
+                mode = self.retry_after
+                if mode == "always" or (mode == "sometimes" and self.stats.rate_limited % 2):
+                    response.headers["Retry-After"] = str(wait)
                 return response, "rate_limited"
         path = request.path
         if path.startswith("/api/"):

@@ -84,6 +84,8 @@ class SandboxConfig:
     org_id: str | None = None
     rate_limit: float | None = None
     burst: float | None = None
+    #: When a 429 carries Retry-After: "always", "sometimes" (every other one) or "never".
+    retry_after: str = "always"
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     faults: Faults = field(default_factory=Faults)
@@ -100,9 +102,14 @@ class SandboxConfig:
         if self.runs and not self.templates and self.data is None:
             raise ValueError("runs need at least one template to be generated from")
         check_quota(self.rate_limit, self.burst)
+        if self.retry_after not in RETRY_AFTER_MODES:
+            raise ValueError(f"retry_after must be one of {', '.join(RETRY_AFTER_MODES)}")
         check_latency(self.latency_ms, self.jitter_ms)
         if self.journal_size < 1:
             raise ValueError("journal_size must be >= 1")
+
+
+RETRY_AFTER_MODES = ("always", "sometimes", "never")
 
 
 def check_quota(rate_limit: float | None, burst: float | None) -> None:

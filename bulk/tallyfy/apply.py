@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from bulk.engine.breaker import DEFAULT_OUTAGE_LIMIT, Breaker
 from bulk.engine.clock import Clock, LoopClock
 from bulk.engine.errors import (
     AmbiguousAnswer,
@@ -38,12 +39,15 @@ from bulk.engine.ledger_file import check_before_run
 from bulk.engine.pacing import Pacer
 from bulk.engine.reader import InputFile, RawRow
 from bulk.engine.retry import RetryPolicy, should_retry
+from bulk.engine.second_chance import SECOND_CHANCE_PAUSE
+from bulk.engine.stops import DEFINITIVE, TRANSIENT
 from bulk.report import REPORT_COLUMNS
-from bulk.tallyfy.client import TallyfyClient
+from bulk.tallyfy.client import TallyfyClient, api_headers
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.expect import find_conflict
 from bulk.tallyfy.fields import TARGETS, Change, RowParser, Target, check_columns
 from bulk.tallyfy.plan import PlanError, plan_update, unapplied
+from bulk.tallyfy.preflight import preflight
 
 #: Why 8 workers by default: the pacer, not the pool, sets the pace. At the default
 #: 10 requests/s (600/min, the per-user figure older Tallyfy pages give) a worker waits
@@ -67,7 +71,7 @@ class ApplyOptions:
     format: str | None = None
     ledger: Path | None = None
     concurrency: int = DEFAULT_CONCURRENCY
-    rate: float = DEFAULT_RATE
+    rate: float | str = DEFAULT_RATE  # requests/s (a ceiling), or "auto"
     burst: int = DEFAULT_BURST
     max_attempts: int = 5
     timeout: float = 30.0
@@ -75,6 +79,9 @@ class ApplyOptions:
     fresh: bool = False
     dry_run: bool = False  # read and plan every row, write nothing
     grace: float = 10.0
+    outage_limit: float = DEFAULT_OUTAGE_LIMIT  # seconds of continuous outage, then stop
+    max_failures: int | None = None  # stop once this many rows have failed
+    second_chance_pause: float = SECOND_CHANCE_PAUSE  # then transient failures again
     backoff: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
@@ -164,7 +171,8 @@ class RowApplier:
             # After a transient failure an earlier write of this row may still have
             # landed; a definitive 4xx says this row cannot be done, not that.
             return self._failed(base, state, exc.describe(), exc.status, exc.request_id,
-                                ambiguous=should_retry(exc))
+                                ambiguous=should_retry(exc),
+                                reason=HttpError(exc.status, exc.body).describe())
         except TransportError as exc:
             return self._failed(base, state, str(exc), None, None, ambiguous=True)
         except AmbiguousAnswer as exc:
@@ -259,12 +267,16 @@ class RowApplier:
         request_id: str | None,
         *,
         ambiguous: bool,
+        reason: str | None = None,
     ) -> Entry:
         # A write that was sent and never acknowledged may have landed: say so, and let
         # the next run settle it by reading the record back.
         status = IN_DOUBT if state.sent and ambiguous else FAILED
         entry = _entry(base, status, state, http_status, request_id)
         entry.error = error
+        # Transient: the attempts ran out on 429/5xx/transport; worth another try later.
+        entry.error_kind = TRANSIENT if ambiguous else DEFINITIVE
+        entry.reason = reason or error
         return entry
 
 
@@ -362,6 +374,14 @@ def _rehearsal_ledger(ledger: Ledger) -> bool:
     return True
 
 
+def make_pacer(options: ApplyOptions, clock: Clock) -> Pacer:
+    """The job's pacer: it starts at the default pace (or below, if asked) and finds the
+    quota from there; a rate given is a ceiling, "auto" climbs as far as the API lets it."""
+    auto = options.rate == "auto"
+    rate = DEFAULT_RATE if auto else float(options.rate)
+    return Pacer(rate, options.burst, clock, auto=auto, start=min(rate, DEFAULT_RATE))
+
+
 async def execute(
     job: PreparedJob,
     *,
@@ -372,13 +392,20 @@ async def execute(
     """Run a prepared job against the API; returns the summary (ledger left open)."""
     options = job.options
     clock = clock or LoopClock()
-    pacer = Pacer(options.rate, options.burst, clock)
-    pacer.on_event = job.ledger.record_event  # 429s and pauses, for `bulk report`
+    pacer = make_pacer(options, clock)
+    # What held the job back, as it happens, for `bulk report`.
+    record = job.ledger.record_event
+    pacer.on_429 = lambda _at: record("429")
+    pacer.on_pause = lambda _start, seconds: record("pause", seconds)
     policy = options.policy
     # Workers never exceed the connector: one connection each, no hidden queueing.
     connector = aiohttp.TCPConnector(limit=options.concurrency)
     async with open_session(connector) as session:  # aiohttp's silent re-send: off
-        client = TallyfyClient(session, job.connection, pacer, policy, timeout=options.timeout)
+        breaker = Breaker(clock, limit=options.outage_limit,
+                          on_outage=lambda start, end: record("outage", end - start,
+                                                              began_ago=end - start))
+        client = TallyfyClient(session, job.connection, pacer, policy, timeout=options.timeout,
+                               breaker=breaker)
         applier = RowApplier(job.target, job.parser, client, policy, clock,
                              dry_run=options.dry_run)
         runner = Job(
@@ -390,7 +417,16 @@ async def execute(
             retry_failed=options.retry_failed,
             grace=options.grace,
             observer=observer,
+            max_failures=options.max_failures,
+            clock=clock,
+            second_chance_pause=options.second_chance_pause,
+            before_first_row=lambda: preflight(
+                session, job.connection, job.target, api_headers(job.connection), clock
+            ),
         )
+        watch = getattr(observer, "watch", None)
+        if watch is not None:  # the progress bar shows the pace and the ETA it gives
+            watch(lambda: client.http.requests)
         if on_job is not None:
             on_job(runner)
         try:
@@ -403,6 +439,8 @@ async def execute(
             raise
         summary.dry_run = options.dry_run
         summary.requests = client.http.requests
+        summary.rate_limited, summary.pauses = pacer.rate_limited, pacer.pauses
+        summary.outage_seconds = breaker.outage_seconds
     job.ledger.set_meta(finished_at=now_iso(), outcome=summary.outcome)
     return summary
 

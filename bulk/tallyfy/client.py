@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from bulk.engine.breaker import Breaker
 from bulk.engine.http import Answer, AnswerCheck, JsonHttp
 from bulk.engine.pacing import Pacer
 from bulk.engine.retry import RetryPolicy
@@ -33,18 +34,16 @@ class TallyfyClient:
         policy: RetryPolicy,
         *,
         timeout: float = 30.0,
+        breaker: Breaker | None = None,
     ) -> None:
         self._connection = connection
         self.http = JsonHttp(
             session,
             pacer,
             policy,
-            headers={
-                "Authorization": f"Bearer {connection.token.reveal()}",
-                "Accept": "application/json",
-                "X-Tallyfy-Client": "APIClient",
-            },
+            headers=api_headers(connection),
             timeout=timeout,
+            breaker=breaker,
         )
 
     async def read(self, target: Target, record_id: str, *, attempt: int = 1) -> Answer:
@@ -94,6 +93,15 @@ class TallyfyClient:
             paced=paced,
         )
         return _unwrap(answer)
+
+
+def api_headers(connection: Connection) -> dict[str, str]:
+    """What every request carries (never logged: it holds the token)."""
+    return {
+        "Authorization": f"Bearer {connection.token.reveal()}",
+        "Accept": "application/json",
+        "X-Tallyfy-Client": "APIClient",
+    }
 
 
 def record_check(record_id: str, needs: tuple[str, ...]) -> AnswerCheck:

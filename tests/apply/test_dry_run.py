@@ -41,7 +41,7 @@ async def test_a_dry_run_always_starts_its_ledger_over(sandbox, tmp_path: Path) 
     summary, _ = await run_job(sandbox, path, dry_run=True)
 
     assert summary.skipped == 0
-    assert sandbox.stats.requests == 3  # read again, one GET a row, no PUT
+    assert sandbox.stats.requests == 1 + 3  # preflight, read again, one GET a row, no PUT
 
 
 async def test_a_dry_run_never_touches_a_real_runs_ledger(sandbox, tmp_path: Path) -> None:

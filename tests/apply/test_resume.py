@@ -115,7 +115,10 @@ async def test_kill_9_then_resume_settles_in_doubt_rows_and_writes_nothing_twice
         assert process.returncode == -9
         with sqlite3.connect(ledger_path) as db:
             in_doubt = db.execute("SELECT COUNT(*) FROM rows WHERE status='in_doubt'").fetchone()[0]
+            bare = db.execute("SELECT COUNT(*) FROM rows WHERE status='in_doubt' "
+                              "AND before IS NULL").fetchone()[0]
         assert in_doubt >= 4
+        assert bare == 0, "an in-doubt mark must hold the before-values"
 
         summary, entries = await run_job(sandbox, path, ledger=ledger_path)
 

@@ -234,13 +234,13 @@ async def test_429_sets_retry_after_and_cools_down_the_shared_pacer(server, sess
     assert_no_token(raised.value)
 
 
-async def test_429_without_retry_after_cools_down_for_a_backoff(server, session):
+async def test_429_without_retry_after_pauses_for_the_pacers_default(server, session):
     _, srv = server
     http = make_http(session, clock=FrozenClock())
     with pytest.raises(HttpError) as raised:
         await http.request("GET", str(srv.make_url("/busy-no-header")), path="r", attempt=1)
     assert raised.value.retry_after is None
-    assert http._pacer.cooling_for() == RetryPolicy().base  # max(backoff(1), base) == base
+    assert http._pacer.cooling_for() == Pacer.DEFAULT_PAUSE
 
 
 async def test_the_next_request_after_a_429_waits_out_the_cooldown(server, session):

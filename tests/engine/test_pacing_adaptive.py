@@ -1,10 +1,17 @@
-"""The pacer finds the quota: a 429 lowers the pace, quiet time brings it back."""
+"""The pacer finds the quota: it settles just under what the server accepts, probes
+gently above it, and a `--rate` given stays a ceiling.
+
+The convergence tests drive the sandbox's own token bucket (`Quota`) and the pacer from
+one fake loop clock (looptime): 60 s of job in well under a second, exactly."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
 from bulk.engine.pacing import Pacer
+from tests.engine.quota_sim import run_against_quota
 
 
 class ManualClock:
@@ -20,53 +27,161 @@ class ManualClock:
         self.t += max(0.0, seconds)
 
 
-async def test_a_429_lowers_the_pace_once_per_storm() -> None:
+@pytest.mark.looptime(noop_cycles=1)
+@pytest.mark.parametrize("quota", [5, 20, 60, 200])
+@pytest.mark.parametrize("rate", [1000.0, None], ids=["rate-above-quota", "rate-auto"])
+async def test_the_job_converges_to_the_hidden_quota(quota, rate):
+    # Retry-After in whole seconds, every other one absent.
+    run = await run_against_quota(quota, rate=rate, retry_after="sometimes", seconds=60)
+
+    assert run.utilization >= 0.9, run.timeline
+    assert run.refused_share <= 0.05
+    assert run.pacer is not None and run.pacer.rate <= (rate or Pacer.AUTO_CEILING)
+
+
+@pytest.mark.looptime(noop_cycles=1)
+@pytest.mark.parametrize("retry_after", ["always", "never"])
+async def test_converges_with_or_without_retry_after(retry_after):
+    run = await run_against_quota(60, rate=None, retry_after=retry_after, seconds=60)
+    assert run.utilization >= 0.9
+    assert run.refused_share <= 0.05
+
+
+@pytest.mark.looptime(noop_cycles=1)
+async def test_a_rate_below_the_quota_is_a_ceiling_never_exceeded():
+    run = await run_against_quota(200, rate=50.0, retry_after="always", seconds=30)
+    assert run.refused == 0
+    assert run.accepted <= 50 * 30 + 2  # the burst of 2 at the start
+    assert run.accepted >= 0.95 * 50 * 30
+    assert run.pacer is not None and run.pacer.rate == 50.0
+
+
+async def test_a_429_settles_at_a_share_of_what_the_server_accepted() -> None:
     clock = ManualClock()
-    pacer = Pacer(50, burst=1000, clock=clock)
+    pacer = Pacer(100, burst=1000, clock=clock)
+    await pacer.acquire()  # the job has begun
+    for _ in range(40):  # 40 accepted over the last second
+        clock.t += 0.025
+        pacer.accepted()
 
-    pacer.slow_down()
-    pacer.cool_down(2)
-    assert pacer.rate == pytest.approx(35.0)
-    # More 429s inside that cooldown answer requests sent before it: no further drop.
-    pacer.slow_down()
-    pacer.slow_down()
-    assert pacer.rate == pytest.approx(35.0)
+    pacer.refused(1.0, sent_at=clock.t)
 
-    clock.t += 2.5  # a 429 after the cooldown is news about the quota
-    pacer.slow_down()
-    assert pacer.rate == pytest.approx(24.5)
+    assert pacer.rate == pytest.approx(Pacer.SETTLE * 40)
+    assert pacer.cooling_for() == 1.0
+    assert (pacer.rate_limited, pacer.pauses) == (1, 1)
+
+
+async def test_429s_of_one_storm_settle_the_pace_once() -> None:
+    clock = ManualClock()
+    pacer = Pacer(100, burst=1000, clock=clock)
+    await pacer.acquire()  # the job has begun
+    for _ in range(40):
+        clock.t += 0.025
+        pacer.accepted()
+    sent = clock.t
+    clock.t += 0.005
+    pacer.refused(1.0, sent_at=sent)
+    settled = pacer.rate
+    # Sent before the pause began: they say nothing new about the quota.
+    for _ in range(5):
+        clock.t += 0.001
+        pacer.refused(1.0, sent_at=sent)
+    assert pacer.rate == settled
+    assert pacer.rate_limited == 6
+    assert pacer.pauses == 1
+    # One sent after the pause is news: it settles again (from what was accepted since).
+    clock.t += 2.0
+    for _ in range(10):
+        pacer.accepted()
+    pacer.refused(None, sent_at=clock.t)
+    assert pacer.pauses == 2
+    assert pacer.cooling_for() == Pacer.DEFAULT_PAUSE
+    assert pacer.rate == pytest.approx(Pacer.SETTLE * 10 / 2.005, rel=0.001)
 
 
 async def test_the_pace_never_drops_below_its_floor() -> None:
     clock = ManualClock()
     pacer = Pacer(3, burst=1000, clock=clock)
+    await pacer.acquire()
     for _ in range(20):
-        pacer.slow_down()
+        clock.t += 5
+        pacer.refused(1.0, sent_at=clock.t)  # nothing accepted at all
     assert pacer.rate == pytest.approx(1.0)
     assert Pacer(0.5, clock=clock).min_rate == 0.5  # a pace asked below 1/s is kept
 
 
-async def test_quiet_time_brings_the_pace_back_but_never_above_what_was_asked() -> None:
+async def test_quiet_time_probes_upward_gently_and_never_above_the_ceiling() -> None:
     clock = ManualClock()
-    pacer = Pacer(50, burst=1000, clock=clock)
-    pacer.slow_down()
-    assert pacer.rate == pytest.approx(35.0)
+    pacer = Pacer(50, burst=1, clock=clock)
+    await pacer.acquire()
+    for _ in range(20):
+        clock.t += 0.05
+        pacer.accepted()
+    pacer.refused(1.0, sent_at=clock.t)
+    settled = pacer.rate
+    assert settled == pytest.approx(19.0)
+    clock.t += 1.0
+    rates = []
+    for _ in range(400):
+        await pacer.acquire()  # saturated: every slot is waited for
+        rates.append(pacer.rate)
+    # One step of 1% of the settled pace per quiet second: additive, not a doubling.
+    steps = sorted({round(b - a, 6) for a, b in itertools.pairwise(rates)} - {0.0})
+    assert steps == [pytest.approx(0.01 * settled)]
+    assert max(rates) <= 50
 
-    clock.t += Pacer.RECOVER_AFTER - 0.1
-    await pacer.acquire()
-    assert pacer.rate == pytest.approx(35.0)  # not quiet for long enough yet
-    clock.t += 0.2
-    await pacer.acquire()
-    assert pacer.rate == pytest.approx(42.0)
-    for _ in range(5):
-        clock.t += Pacer.RECOVER_AFTER
+
+async def test_auto_climbs_above_its_start_until_the_first_429() -> None:
+    clock = ManualClock()
+    pacer = Pacer(10, burst=1, clock=clock, auto=True)
+    for _ in range(200):
         await pacer.acquire()
-    assert pacer.rate == 50
+    assert pacer.rate > 100  # doubled every half second of waiting for slots
+    assert pacer.max_rate == Pacer.AUTO_CEILING
 
 
-async def test_a_pace_never_slowed_stays_as_asked() -> None:
+async def test_a_given_rate_starts_low_and_climbs_to_its_ceiling() -> None:
     clock = ManualClock()
-    pacer = Pacer(50, burst=1000, clock=clock)
-    clock.t += 1000
+    pacer = Pacer(40, burst=1, clock=clock, start=10)
+    assert pacer.rate == 10
+    for _ in range(200):
+        await pacer.acquire()
+    assert pacer.rate == 40
+
+
+async def test_an_unsaturated_pace_is_not_raised() -> None:
+    clock = ManualClock()
+    pacer = Pacer(10, burst=1, clock=clock, auto=True)
+    for _ in range(20):
+        clock.t += 1.0  # the callers come slower than the pace: it is not the limit
+        await pacer.acquire()
+    assert pacer.rate == 10
+
+
+async def test_a_429_while_the_pace_is_all_accepted_is_a_burst_not_the_rate() -> None:
+    # Climbing, the server took everything sent at the pace: its bucket is smaller than
+    # our burst, the rate is fine. Pause, but keep the pace and keep climbing.
+    clock = ManualClock()
+    pacer = Pacer(20, burst=5, clock=clock, auto=True)
     await pacer.acquire()
-    assert pacer.rate == 50
+    for _ in range(20):
+        clock.t += 0.05
+        pacer.accepted()
+    pacer.refused(1.0, sent_at=clock.t)
+    assert pacer.rate == 20 and pacer.pauses == 1
+    # An answer refused before anything could be measured says nothing either.
+    fresh = Pacer(20, clock=clock, auto=True)
+    await fresh.acquire()
+    clock.t += 0.1
+    fresh.refused(None, sent_at=clock.t)
+    assert fresh.rate == 20
+
+
+async def test_event_callbacks_for_a_report() -> None:
+    clock = ManualClock()
+    events = []
+    pacer = Pacer(10, clock=clock, on_429=lambda at: events.append(("429", at)),
+                  on_pause=lambda start, seconds: events.append(("pause", start, seconds)))
+    pacer.refused(3.0, sent_at=clock.t)
+    assert events == [("429", 100.0), ("pause", 100.0, 3.0)]
+    assert pacer.paused_seconds == 3.0

@@ -282,3 +282,17 @@ async def test_each_call_gets_a_fresh_controller():
     # Two calls in a row, each with its own full budget of attempts.
     assert await run_with(policy, clock, fails_once) == 2
     assert await run_with(policy, clock, fails_once) == 4
+
+
+async def test_429s_do_not_spend_attempts():
+    clock = SkipClock()
+    answers = [HttpError(429, retry_after=1.0)] * 10 + [HttpError(503), HttpError(429)]
+
+    async def attempt():
+        if answers:
+            raise answers.pop(0)
+        return "done"
+
+    # Two attempts allowed: only the 503 spends one.
+    assert await run_with(RetryPolicy(max_attempts=2, base=0.01), clock, attempt) == "done"
+    assert answers == []

@@ -95,3 +95,19 @@ async def test_the_quota_is_switchable_over_http(api, sandbox):
 def test_nonsense_quota_is_refused(rate, burst):
     with pytest.raises(ValueError):
         SandboxConfig(rate_limit=rate, burst=burst)
+
+
+@pytest.mark.parametrize(("mode", "headers"), [("always", [True, True, True, True]),
+                                               ("sometimes", [True, False, True, False]),
+                                               ("never", [False, False, False, False])])
+async def test_retry_after_always_sometimes_or_never(start_sandbox, api_for, mode, headers):
+    api = api_for(await start_sandbox(rate_limit=1, burst=1, retry_after=mode))
+    assert (await api.get("/runs")).status == 200
+    refused = [await api.get("/runs") for _ in range(4)]
+    assert [r.status for r in refused] == [429] * 4
+    assert ["Retry-After" in r.headers for r in refused] == headers
+
+
+def test_an_unknown_retry_after_mode_is_refused():
+    with pytest.raises(ValueError, match="retry_after"):
+        SandboxConfig(retry_after="often")

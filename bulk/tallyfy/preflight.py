@@ -1,0 +1,116 @@
+"""One cheap request before the first row: is the base URL a Tallyfy API, the token good,
+the organization ours? A wrong setting then costs one line and a few seconds, not a
+ledger full of `failed` rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from bulk.engine.clock import Clock
+from bulk.engine.errors import AuthError, ConfigError, HttpError, StopJob, _body_message
+from bulk.tallyfy.connection import Connection
+from bulk.tallyfy.fields import Target
+
+#: Seconds for the whole preflight request: an unreachable host is told within seconds.
+PREFLIGHT_TIMEOUT = 10.0
+#: Tries when there is no answer or a 5xx (a blip should not stop a job before it starts).
+PREFLIGHT_TRIES = 3
+PREFLIGHT_PAUSE = 1.0
+
+
+class ApiUnavailable(StopJob):
+    """The API answered only 5xx: it is down now; nothing was done (exit 3)."""
+
+
+async def preflight(
+    session: aiohttp.ClientSession,
+    connection: Connection,
+    target: Target,
+    headers: dict[str, str],
+    clock: Clock,
+    *,
+    seconds: float = PREFLIGHT_TIMEOUT,
+    tries: int = PREFLIGHT_TRIES,
+) -> None:
+    """Raise ConfigError (exit 2) naming what is wrong, AuthError on a 401 (exit 3),
+    ApiUnavailable when it answers only 5xx; return when a one-item list comes back."""
+    host = urlsplit(connection.base_url).hostname or connection.base_url
+    url = connection.url(target.path) + "?per_page=1"
+    for attempt in range(1, tries + 1):
+        last = attempt == tries
+        try:
+            status, body = await _get(session, url, headers, seconds)
+        except aiohttp.ClientSSLError as exc:
+            raise ConfigError(f"TLS failure talking to {host}: {_ssl_reason(exc)}; "
+                              "check TALLYFY_BASE_URL (or --base-url)") from None
+        except aiohttp.ClientConnectorDNSError:
+            raise ConfigError(f"cannot reach {host}: the name does not resolve; "
+                              "check TALLYFY_BASE_URL (or --base-url)") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if last:
+                raise ConfigError(f"cannot reach {host}: {_transport_reason(exc, seconds)}; "
+                                  "check TALLYFY_BASE_URL (or --base-url)") from None
+            await clock.sleep(PREFLIGHT_PAUSE)
+            continue
+        if status < 400 or status == 429:  # 429: reachable, and the pacer will cope
+            return
+        if status == 401:
+            raise AuthError(401, body, method="GET", path=target.path)
+        if status == 403:
+            raise ConfigError(f"the token has no access to organization {connection.org_id} "
+                              f"(HTTP 403{_detail(body)}); check TALLYFY_ORG_ID (or --org)")
+        if status == 404:
+            code = body.get("code") if isinstance(body, dict) else None
+            what = f"HTTP 404 {code}" if isinstance(code, str) else "HTTP 404"
+            raise ConfigError(f"{connection.base_url} is not the Tallyfy API ({what} for "
+                              f"GET {target.path}); check TALLYFY_BASE_URL (or --base-url)")
+        if status >= 500:
+            if last:
+                raise ApiUnavailable(f"the API at {host} answers HTTP {status}: it is "
+                                     "unavailable now; nothing was sent, run again later")
+            await clock.sleep(PREFLIGHT_PAUSE)
+            continue
+        raise ConfigError(f"unexpected answer to the preflight request GET {target.path}: "
+                          f"{HttpError(status, body).describe()}")
+
+
+async def _get(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], seconds: float
+) -> tuple[int, object]:
+    limit = aiohttp.ClientTimeout(total=seconds)
+    async with session.get(url, headers=headers, timeout=limit) as response:
+        raw = await response.read()
+        try:
+            body = json.loads(raw[:4096].decode("utf-8", errors="replace")) if raw else None
+        except ValueError:
+            body = None
+        return response.status, body
+
+
+def _detail(body: object) -> str:
+    message = _body_message(body)
+    return f": {message}" if message else ""
+
+
+def _ssl_reason(exc: aiohttp.ClientSSLError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "the server's certificate is not valid for it"
+    return "the TLS handshake failed"
+
+
+def _transport_reason(exc: BaseException, seconds: float) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"no answer within {seconds:g} s"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        number = exc.os_error.errno
+        # asyncio's strerror can be "Connect call failed ('127.0.0.1', 9)": the errno's
+        # own words are shorter and say the same.
+        cause = os.strerror(number) if number else type(exc.os_error).__name__
+        return f"connection failed ({cause})"
+    return f"connection failed ({type(exc).__name__})"
