@@ -3,7 +3,8 @@
 It forwards every request to the sandbox unless a hook for that method answers instead
 (a hook may also forward first and then answer something else). It records what reached
 it, and from which client port, so a test can see the order of requests and whether a
-connection was reused.
+connection was reused. Hooks and `methods` are about requests on records: the job's
+preflight (a one-item list before the first row) is forwarded untouched and kept apart.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ class Seen:
     method: str
     path: str
     client_port: int
+
+    @property
+    def on_record(self) -> bool:
+        """A request on one record (…/runs/<id>), not a list such as the preflight."""
+        last = self.path.rstrip("/").rsplit("/", 1)[-1]
+        return len(last) == 32 and all(c in "0123456789abcdef" for c in last)
 
 
 #: (front, request, body) -> a response, or None to forward as usual.
@@ -67,13 +74,19 @@ class Front:
 
     @property
     def methods(self) -> list[str]:
-        return [seen.method for seen in self.seen]
+        """The methods of the requests on records, in order (the preflight left out)."""
+        return [seen.method for seen in self.seen if seen.on_record]
+
+    @property
+    def preflights(self) -> int:
+        return sum(not seen.on_record for seen in self.seen)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         peer = request.transport.get_extra_info("peername") if request.transport else None
-        self.seen.append(Seen(request.method, request.path, peer[1] if peer else 0))
-        hook = self.hooks.get(request.method)
+        seen = Seen(request.method, request.path, peer[1] if peer else 0)
+        self.seen.append(seen)
+        hook = self.hooks.get(request.method) if seen.on_record else None
         if hook is not None:
             answer = await hook(self, request, body)
             if answer is not None:

@@ -16,7 +16,7 @@ from bulk.engine.clock import SkipClock
 from bulk.engine.job import Summary
 from bulk.engine.ledger import Entry
 from bulk.engine.retry import RetryPolicy
-from bulk.sandbox import Sandbox, SandboxConfig
+from bulk.sandbox import JournalEntry, Sandbox, SandboxConfig
 from bulk.tallyfy.apply import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import Connection, Secret
 
@@ -144,3 +144,13 @@ async def wait_for_rows(ledger: Path, status: str, at_least: int) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"the job never recorded {at_least} {status} rows")
+
+
+def on_records(sandbox: Sandbox) -> list[JournalEntry]:
+    """The sandbox's journal without lists: the requests on records, in order.
+
+    Leaves out the job's preflight (a one-item list before the first row, issue 7), so a
+    test can count what the rows themselves sent.
+    """
+    return [entry for entry in sandbox.stats.journal
+            if len(entry.path.rstrip("/").rsplit("/", 1)[-1]) == 32]

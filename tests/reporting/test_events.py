@@ -35,10 +35,10 @@ def test_a_ledger_from_before_the_events_table_opens_and_records_them(tmp_path) 
 async def test_the_pacer_tells_of_each_cooldown_with_its_length(tmp_path) -> None:
     seen: list[tuple[str, float | None]] = []
     pacer = Pacer(10, 2, SkipClock())
-    pacer.on_event = lambda kind, seconds: seen.append((kind, seconds))
+    pacer.on_429 = lambda _at: seen.append(("429", None))
+    pacer.on_pause = lambda _start, seconds: seen.append(("pause", seconds))
 
-    pacer.note("429")
-    pacer.cool_down(3.0)
+    pacer.refused(3.0)  # a 429 whose Retry-After is 3 s
     pacer.cool_down(1.0)  # inside the first: no new pause
     await pacer.acquire()
 
