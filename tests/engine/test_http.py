@@ -316,3 +316,34 @@ async def test_every_request_goes_through_the_pacer(server, session):
     assert isinstance(clock, SkipClock)
     assert len(clock.sleeps) == 1
     assert 11.0 < clock.sleeps[0][1] <= 12.0
+
+
+async def test_a_write_on_a_held_slot_is_not_sent_after_an_outage_but_read_again(
+    server, session
+):
+    # A PUT built from a read before the API went down: by the time the breaker lets
+    # requests through again, someone may have changed the record, so nothing is sent
+    # and the caller reads again. The refusal belongs to the outage: no attempt spent.
+    from bulk.engine.breaker import Breaker
+    from bulk.engine.errors import StaleRead
+    from bulk.engine.retry import spends_attempt
+
+    state, srv = server
+    clock = SkipClock()
+    breaker = Breaker(clock)
+    pacer = Pacer(1000.0, burst=100, clock=clock)
+    http = JsonHttp(session, pacer, RetryPolicy(), headers=dict(HEADERS), breaker=breaker)
+    for n in range(Breaker.THRESHOLD):
+        breaker.failed(f"runs/{n % 4}", probe=False)
+    assert breaker.is_open
+
+    await http.slot()
+    with pytest.raises(StaleRead) as raised:
+        await http.request("PUT", str(srv.make_url("/echo")), path="runs/abc",
+                           body={"name": "x"}, paced=False)
+
+    assert state.hits.get("/echo", 0) == 0
+    assert not spends_attempt(raised.value)
+    # The probe's turn was given back: the next request (the read-back) goes out.
+    answer = await http.request("GET", str(srv.make_url("/ok")), path="runs/abc")
+    assert answer.status == 200 and not breaker.is_open
