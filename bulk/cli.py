@@ -111,8 +111,8 @@ def main() -> None:
               help="CSV or JSONL file, one row per record to change.")
 @click.option("--format", "input_format", type=click.Choice(["csv", "jsonl"]),
               help="Input format (default: from the file extension).")
-@click.option("--target", type=click.Choice(["runs", "templates"]),
-              help="What the rows name: runs (processes) or templates (checklists).")
+@click.option("--target", type=click.Choice(["runs", "templates", "tasks"]),
+              help="What the rows name: runs (processes), templates (checklists) or tasks.")
 @click.option("--ledger", type=_File(dir_okay=True),
               help="Result ledger (default: <input>.ledger.db).")
 @click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
@@ -128,6 +128,9 @@ def main() -> None:
 @click.option("--dry-run", is_flag=True, default=None,
               help="Read and plan every row, write nothing; the plan goes to its own ledger "
                    "(<input>.dry-run.ledger.db) for `bulk export`.")
+@click.option("--include-completed", is_flag=True, default=None,
+              help="Tasks: change completed ones too (left alone by default: it rewrites "
+                   "history).")
 @click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar.")
 def apply(job_file: Path | None, input_path: Path | None, input_format: str | None,
           **flags: Any) -> None:

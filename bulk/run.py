@@ -17,7 +17,7 @@ from bulk.tallyfy.apply import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import connection_from_env
 
 OPTION_KEYS = ("format", "target", "ledger", "concurrency", "rate", "burst", "max_attempts",
-               "timeout", "retry_failed", "fresh", "dry_run")
+               "timeout", "retry_failed", "fresh", "dry_run", "include_completed")
 
 
 def options_from_settings(settings: Mapping[str, Any]) -> ApplyOptions:

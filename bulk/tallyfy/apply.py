@@ -46,7 +46,7 @@ from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.expect import find_conflict
 from bulk.tallyfy.fields import TARGETS, Change, RowParser, Target, check_columns
-from bulk.tallyfy.plan import PlanError, plan_update, unapplied
+from bulk.tallyfy.plan import LeftAlone, NobodyLeft, PlanError, plan_update, unapplied
 
 #: Why 8 workers by default: the pacer, not the pool, sets the pace. At the default
 #: 10 requests/s (600/min, the per-user figure older Tallyfy pages give) a worker waits
@@ -77,6 +77,7 @@ class ApplyOptions:
     retry_failed: bool = False
     fresh: bool = False
     dry_run: bool = False  # read and plan every row, write nothing
+    include_completed: bool = False  # tasks: change completed ones too (history)
     grace: float = 10.0
     backoff: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -118,8 +119,10 @@ class RowApplier:
         clock: Clock,
         *,
         dry_run: bool = False,
+        include_completed: bool = False,
     ) -> None:
         self.target = target
+        self.include_completed = include_completed
         self.parser = parser
         self.client = client
         self.policy = policy
@@ -175,6 +178,12 @@ class RowApplier:
                                 ambiguous=True)
         except StaleRead as exc:
             return self._failed(base, state, str(exc), None, None, ambiguous=True)
+        except NobodyLeft as exc:  # the row asks for something no task may be: invalid
+            return _remark(self._failed(base, state, str(exc), None, None, ambiguous=False),
+                           INVALID)
+        except LeftAlone as exc:  # the record is not as the row's author saw it: open
+            return _remark(self._failed(base, state, str(exc), None, None, ambiguous=False),
+                           CONFLICT)
         except PlanError as exc:
             return self._failed(base, state, str(exc), None, None, ambiguous=False)
         raise AssertionError("unreachable: the retry loop returns or raises")
@@ -200,7 +209,8 @@ class RowApplier:
                     # cooldown, and the 429 set the next one, which the next read waits out.
                     continue
             read_at = self.clock.now()
-            plan = plan_update(self.target, read.data, change)
+            plan = plan_update(self.target, read.data, change,
+                               include_done=self.include_completed)
             if plan is None:
                 status = OK if state.sent else UNCHANGED
                 return _entry(base, status, state, read.status, read.request_id)
@@ -269,6 +279,13 @@ class RowApplier:
         entry = _entry(base, status, state, http_status, request_id)
         entry.error = error
         return entry
+
+
+def _remark(entry: Entry, status: str) -> Entry:
+    # Only when nothing left for this row; a sent write keeps its in-doubt/failed status.
+    if entry.status == FAILED and entry.before is None:
+        entry.status = status
+    return entry
 
 
 def _entry(
@@ -348,7 +365,7 @@ DRY_RUN = "dry-run"
 def _shown_options(options: ApplyOptions) -> dict[str, Any]:
     """The options of this run, as `bulk report` shows them (no secret is among them)."""
     keys = ("format", "concurrency", "rate", "burst", "max_attempts", "timeout",
-            "retry_failed", "fresh", "dry_run")
+            "retry_failed", "fresh", "dry_run", "include_completed")
     return {key: getattr(options, key) for key in keys}
 
 
@@ -384,7 +401,8 @@ async def execute(
     async with open_session(connector) as session:  # aiohttp's silent re-send: off
         client = TallyfyClient(session, job.connection, pacer, policy, timeout=options.timeout)
         applier = RowApplier(job.target, job.parser, client, policy, clock,
-                             dry_run=options.dry_run)
+                             dry_run=options.dry_run,
+                             include_completed=options.include_completed)
         runner = Job(
             rows=_numbered(job.input_file, job.ignored_columns, job.total),
             total=job.total,
