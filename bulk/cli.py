@@ -165,7 +165,7 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
 
 
 @main.command(name="select")
-@click.argument("target", type=click.Choice(["runs", "templates"]))
+@click.argument("target", type=click.Choice(["runs", "templates", "tasks"]))
 @click.option("--output", "-o", required=True, type=_File(),
               help="File to write (.csv or .jsonl), whole or not at all.")
 @click.option("--format", type=click.Choice(["csv", "jsonl"]),
@@ -173,8 +173,12 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
 @click.option("--owner", type=click.IntRange(min=1), help="Only records this user owns.")
 @click.option("--member", type=click.IntRange(min=1), help="Only records with this member.")
 @click.option("--group", help="Only records with this group (32-hex id).")
-@click.option("--status", multiple=True, help="Runs with this status (repeatable).")
-@click.option("--template", help="Runs of this template (checklist id).")
+@click.option("--status", multiple=True, help="Runs or tasks with this status (repeatable; "
+              "tasks: active (the default: not completed), all, or a task status).")
+@click.option("--template", help="Runs (or tasks) of this template (checklist id).")
+@click.option("--assignee", type=click.IntRange(min=1),
+              help="Tasks: assigned to this user (their task list).")
+@click.option("--run", help="Tasks: of this run (its task list).")
 @click.option("--name", help="Name or title contains this text (any case).")
 @click.option("--where", multiple=True, metavar="FIELD=VALUE",
               help="Exact match on a field of the record (repeatable; empty VALUE: empty).")
@@ -192,7 +196,7 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
 @click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds per request (30).")
 @click.option("--quiet", "-q", is_flag=True, default=None, help="No progress line.")
 def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
-    """Find runs or templates by filters and write them as a `bulk apply` input.
+    """Find runs, templates or tasks by filters and write them as a `bulk apply` input.
 
     Pages through the list (paced and retried like apply) and applies every filter to the
     records themselves, so the file holds exactly what the filters say.

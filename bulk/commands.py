@@ -49,6 +49,8 @@ def select_command(
         where=tuple(flags.get("where") or ()),
         sets=tuple(flags.get("set") or ()),
         columns=flags.get("columns"),
+        assignee=flags.get("assignee"),
+        run=flags.get("run"),
     )
     values = {key: flags[key] for key in SELECT_OPTION_KEYS if flags.get(key) is not None}
     options = SelectOptions(output=Path(flags["output"]), **values)
