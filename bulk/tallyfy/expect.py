@@ -173,7 +173,7 @@ def _group_item(value: Any) -> str:
 
 def _guest_item(value: Any) -> str:
     if value.__class__ is str and value.strip():
-        return value.strip().lower()
+        return value.strip()  # compared without case (plan.same_value)
     raise BadValue(f"expected a guest's email address, got {show(value)}")
 
 

@@ -189,9 +189,10 @@ def _strings_json(value: Any) -> list[str]:
 
 
 def _guest(value: Any) -> str:
-    # Guests are people outside the org, named by email; compared without case.
+    # Guests are people outside the org, named by email: kept as written (an undo puts
+    # back exactly what was there), compared without case (plan.py).
     if value.__class__ is str and _EMAIL(value.strip()):
-        return value.strip().lower()
+        return value.strip()
     raise BadValue(f"expected a guest's email address, got {show(value)}")
 
 
