@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bulk.sandbox._task_data import generate_tasks
+from bulk.sandbox._task_data import assignees_of, generate_tasks
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -100,6 +100,9 @@ def generate_org(seed: int = 1, runs: int = 200, templates: int = 50) -> dict[st
     run_records = _runs(random.Random(f"{seed}:runs"), runs, checklists, kickoff, members,
                         group_ids)
     assignees = _task_assignees(random.Random(f"{seed}:tasks"), run_records, member_ids)
+    # Its own stream: adding tasks moved no id of the records above.
+    tasks = generate_tasks(random.Random(f"{seed}:tasklist"), run_records, assignees,
+                           member_ids, group_ids)
     return {
         "org_id": default_org_id(seed),
         "token": default_token(seed),
@@ -109,10 +112,9 @@ def generate_org(seed: int = 1, runs: int = 200, templates: int = 50) -> dict[st
         "checklists": checklists,
         "kickoff_fields": kickoff,
         "runs": run_records,
-        "task_assignees": assignees,
-        # Its own stream: adding tasks moved no id of the records above.
-        "tasks": generate_tasks(random.Random(f"{seed}:tasklist"), run_records, assignees,
-                                member_ids, group_ids),
+        # Derived from the tasks, as the sandbox derives it when it loads them.
+        "task_assignees": assignees_of(tasks),
+        "tasks": tasks,
     }
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bulk.sandbox._data import iso
-from bulk.sandbox._task_data import assignees_of
+from bulk.sandbox._task_data import assignees_of, compact_task, whole_task
 
 
 class Store:
@@ -33,7 +33,8 @@ class Store:
         self.runs: dict[str, dict[str, Any]] = {r["id"]: r for r in org["runs"]}
         self.kickoff_fields: dict[str, list[dict[str, Any]]] = org.get("kickoff_fields", {})
         #: task id -> task (process tasks carry their ``run_id``, one-off tasks None).
-        self.tasks: dict[str, dict[str, Any]] = {t["id"]: t for t in org.get("tasks") or ()}
+        self.tasks: dict[str, dict[str, Any]] = {
+            t["id"]: whole_task(t) for t in org.get("tasks") or ()}
         #: run id -> user ids assigned to any of its tasks. Not part of the run record (as on
         #: production, tasks are their own endpoint), but the run list's `owners=` matches them.
         #: Derived from the tasks when there are any (kept current by task writes); a data
@@ -117,7 +118,7 @@ class Store:
             "kickoff_fields": self.kickoff_fields,
             "runs": list(self.runs.values()),
             "task_assignees": self.task_assignees,
-            **({"tasks": list(self.tasks.values())} if self.tasks else {}),
+            **({"tasks": [compact_task(t) for t in self.tasks.values()]} if self.tasks else {}),
         })
 
 

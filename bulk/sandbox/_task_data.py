@@ -1,13 +1,15 @@
 """The tasks of a generated organization: process tasks (steps of runs) and one-off tasks.
 
 A task's assignees live in ``owners`` ({users, guests, groups}), as production answers them.
-The user assignees of a run's tasks are exactly the run's entry in ``task_assignees`` (what the
-run list's ``owners=`` filter matches), so adding tasks changed no list answer; the other tasks
-of a run are assigned to guests or groups only.
+The user assignees of a run's tasks are the run's entry in the generated ``task_assignees``
+(people who may not be members) and often its owner, whom the run list's ``owners=`` filter
+matches anyway: so adding tasks changed no list answer. The other tasks of a run are assigned
+to guests or groups only.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,8 +42,11 @@ def generate_tasks(rng: random.Random, runs: list[dict[str, Any]],
     tasks: list[dict[str, Any]] = []
     for run in runs:
         users = list(assignees.get(run["id"], ()))
+        if run.get("owner_id") not in users and rng.random() < 0.7:
+            # Owners work on their own processes (owners= matches them already).
+            users.append(run["owner_id"])
         # Kept small: the sample org file stays under 100 kB.
-        count = len(users) + (1 if rng.random() < 0.3 else 0)
+        count = len(users) + (1 if rng.random() < 0.15 else 0)
         for position in range(count):
             owners: dict[str, list[Any]] = {"users": [], "guests": [], "groups": []}
             if position < len(users):
@@ -69,27 +74,52 @@ def _task(rng: random.Random, run: dict[str, Any] | None, title: str, position: 
     created = started + timedelta(minutes=position)
     deadline = started + timedelta(days=rng.randint(3, 30), hours=17 - started.hour)
     taskdata = {_hex32(rng): None for _ in range(rng.randint(0, 2))}
-    return {
+    task = {
         "id": _hex32(rng),
         "title": title,
-        "summary": None,
         "run_id": run["id"] if run else None,
         "checklist_id": run["checklist_id"] if run else None,
-        "is_oneoff_task": run is None,
         "status": "completed" if done else rng.choice(TASK_STATUSES[:2]),
         "position": position,
         "owners": owners,
         "deadline": _iso(deadline),
-        "started_at": _iso(created),
-        "completed_at": _iso(created + timedelta(days=1)) if done else None,
-        "top_secret": False,
-        "webhook": None,
-        "prevent_guest_comment": False,
-        "max_assignable": None,
-        "taskdata": taskdata,
         "created_at": _iso(created),
-        "last_updated": _iso(created),
     }
+    # Only what differs from TASK_DEFAULTS is kept in the file (the store fills the rest).
+    if done:
+        task["completed_at"] = _iso(created + timedelta(days=1))
+    if taskdata:
+        task["taskdata"] = taskdata
+    return task
+
+
+#: The fields of a task a data file may leave out; every task is served with all of them.
+TASK_DEFAULTS: dict[str, Any] = {
+    "summary": None, "run_id": None, "checklist_id": None, "task_type": "task",
+    "status": "not-started", "completed_at": None, "top_secret": False, "webhook": None,
+    "prevent_guest_comment": False, "max_assignable": None, "taskdata": {},
+}
+
+
+def whole_task(task: dict[str, Any]) -> dict[str, Any]:
+    """A task as GET answers it: every field present."""
+    whole = dict(task)  # its own order first, so compact_task() gives the same text back
+    created = task.get("created_at")
+    for key, value in {**TASK_DEFAULTS, "started_at": created, "last_updated": created}.items():
+        whole.setdefault(key, json.loads(json.dumps(value)))
+    whole["is_oneoff_task"] = task.get("run_id") is None
+    return whole
+
+
+def compact_task(task: dict[str, Any]) -> dict[str, Any]:
+    """A task as a data file keeps it: what whole_task() would fill in left out."""
+    created = task.get("created_at")
+    implied = {**TASK_DEFAULTS, "started_at": created, "last_updated": created}
+    return {key: value for key, value in task.items() if key != "is_oneoff_task"
+            and (key in _ALWAYS_KEPT or not (key in implied and value == implied[key]))}
+
+
+_ALWAYS_KEPT = ("run_id", "checklist_id", "status")
 
 
 def assignees_of(tasks: list[dict[str, Any]]) -> dict[str, list[int]]:
