@@ -31,6 +31,7 @@ from bulk.tallyfy.targets import (
     PRERUN,
     Target,
 )
+from bulk.tallyfy.task_filters import status_matches, task_options_problem, task_statuses
 from bulk.tallyfy.values import (
     BadValue,
     Converter,
@@ -194,7 +195,7 @@ class Selection:
             return False
         if self.group is not None and self.group not in (record.get("groups") or ()):
             return False
-        if self.statuses and not _status_matches(record.get("status"), self.statuses):
+        if self.statuses and not self._status_ok(record.get("status")):
             return False
         if self.assignee is not None and not _has_user(record.get("users"), self.assignee):
             return False
@@ -207,6 +208,12 @@ class Selection:
             if not isinstance(title, str) or self.name.lower() not in title.lower():
                 return False
         return all(where.matches(record) for where in self.where)
+
+    def _status_ok(self, status: Any) -> bool:
+        # Tasks also take "active" (not completed) and "all"; runs' statuses are exact.
+        if self.target.name == "tasks":
+            return status_matches(status, self.statuses)
+        return status in self.statuses
 
     def header(self) -> list[str]:
         expects = self.expect_keys()
@@ -241,7 +248,10 @@ def build_selection(
             if value:
                 raise SelectError(f"{flag} applies to runs only (templates have no {flag[2:]})")
     if target.name == "tasks":
-        statuses = _task_statuses(statuses, owner, member, assignee, run)
+        problem = task_options_problem(owner, member, assignee, run)
+        if problem:
+            raise SelectError(problem)
+        statuses = task_statuses(statuses)
     else:
         for flag, value in {"--assignee": assignee, "--run": run}.items():
             if value is not None:
@@ -390,28 +400,6 @@ def current_value(record: dict[str, Any], name: str) -> Any:
         keyed, _, key = name.partition(".")
         return (prerun_values(record.get(keyed)) or {}).get(key)
     return record.get(name)
-
-
-#: Task statuses `--status` may also name: "active" (not completed) and "all".
-ACTIVE, ALL = "active", "all"
-
-
-def _status_matches(status: Any, wanted: tuple[str, ...]) -> bool:
-    if ALL in wanted or status in wanted:
-        return True
-    return ACTIVE in wanted and status != "completed"
-
-
-def _task_statuses(statuses: Sequence[str], owner: int | None, member: int | None,
-                   assignee: int | None, run: str | None) -> tuple[str, ...]:
-    """Tasks are found by assignee or run; open ones only unless --status says otherwise."""
-    for flag, value in {"--owner": owner, "--member": member}.items():
-        if value is not None:
-            raise SelectError(f"{flag} applies to runs and templates; tasks take --assignee")
-    if assignee is None and run is None:
-        raise SelectError("tasks are listed per member or per run: give --assignee USER_ID "
-                          "or --run RUN_ID")
-    return tuple(statuses) or (ACTIVE,)
 
 
 def cell_text(value: Any) -> str:

@@ -83,3 +83,13 @@ def test_task_options_are_checked_before_any_request():
         build_selection(TASKS, assignee=5, sets=["owner_id=5"])
     selection = build_selection(TASKS, assignee=5, sets=["add_guests=a@b.example.org"])
     assert selection.statuses == ("active",)
+
+
+def test_active_means_not_completed_for_tasks_only():
+    runs = build_selection(TARGETS["runs"], statuses=["active"])
+    tasks = build_selection(TASKS, assignee=5, statuses=["active"])
+
+    assert not runs.matches({"id": "x", "status": "problem"})
+    assert runs.matches({"id": "x", "status": "active"})
+    assert tasks.matches({"id": "x", "status": "in-progress", "users": [5]})
+    assert not tasks.matches({"id": "x", "status": "completed", "users": [5]})
