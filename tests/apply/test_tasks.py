@@ -153,3 +153,68 @@ async def test_a_task_under_the_wrong_run_is_a_failed_row_not_a_write(sandbox, t
     assert first.status == "failed" and first.http_status == 404
     assert second.status == "invalid" and 'column "run_id"' in second.error
     assert task["title"] != "New"
+
+
+async def test_a_read_without_deadline_or_a_whole_owners_sends_nothing(sandbox, tmp_path):
+    tasks = [t for t in sandbox.store.tasks.values() if t["run_id"]
+             and t["status"] != "completed" and t["owners"]["users"]][:2]
+    no_deadline, partial = tasks
+    no_deadline["deadline"] = None
+    del partial["owners"]["guests"]  # an answer that lost a list: not a task with no guests
+    heir = next(m for m in sandbox.store.members
+                if m not in no_deadline["owners"]["users"] + partial["owners"]["users"])
+    path = write_csv(tmp_path / "reads.csv", ["run_id", "task_id", "add_users"],
+                     [[*_address(t), heir] for t in tasks])
+
+    _, entries = await run_job(sandbox, path, target="tasks")
+
+    first, second = sorted(entries, key=lambda e: e.row)
+    assert first.status == "failed" and "did not return deadline" in first.error
+    assert second.status == "failed" and "guests (in owners)" in second.error
+    assert all(sandbox.stats.writes_per_record[t["id"]] == 0 for t in tasks)
+
+
+async def test_an_assignee_change_since_the_select_is_a_conflict(sandbox, tmp_path):
+    task = next(t for t in sandbox.store.tasks.values() if t["run_id"]
+                and t["status"] != "completed" and t["owners"]["users"])
+    seen = dict(task["owners"])
+    heir, newcomer = [m for m in sandbox.store.members if m not in task["owners"]["users"]][:2]
+    path = write_jsonl(tmp_path / "guarded.jsonl", [{
+        "run_id": task["run_id"], "task_id": task["id"], "users": [heir],
+        "expect": {"users": seen["users"], "guests": seen["guests"]}}])
+    sandbox.edit_as_person(task["id"], owners={**task["owners"],
+                                               "users": [*task["owners"]["users"], newcomer]})
+
+    _, entries = await run_job(sandbox, path, target="tasks")
+
+    assert [e.status for e in entries] == ["conflict"]
+    assert 'field "users" was expected' in entries[0].error
+    assert newcomer in task["owners"]["users"] and heir not in task["owners"]["users"]
+
+
+def test_cli_select_then_apply_tasks(threaded_sandbox, tmp_path):
+    from click.testing import CliRunner
+
+    from bulk.cli import main
+    from tests.apply.helpers import env_for
+
+    store = threaded_sandbox.store
+    leaver, heir = _leaver(store)
+    done = [t for t in store.tasks.values()
+            if leaver in t["owners"]["users"] and t["status"] == "completed"]
+    out = tmp_path / "handover.csv"
+    env = env_for(threaded_sandbox)
+
+    selected = CliRunner().invoke(main, [
+        "select", "tasks", "--assignee", str(leaver), "--status", "all", "-o", str(out),
+        "--set", f"add_users={heir}", "--set", f"remove_users={leaver}"], env=env)
+    applied = CliRunner().invoke(main, ["apply", "--input", str(out), "--target", "tasks",
+                                        "-q"], env=env)
+    again = CliRunner().invoke(main, ["apply", "--input", str(out), "--target", "tasks", "-q",
+                                      "--retry-failed", "--include-completed"], env=env)
+
+    assert selected.exit_code == 0, selected.output
+    assert done  # --status all selected the completed ones too: left alone, then included
+    assert applied.exit_code == 1 and f"conflict {len(done)}" in applied.output
+    assert again.exit_code == 0, again.output
+    assert not [t for t in store.tasks.values() if leaver in t["owners"]["users"]]
