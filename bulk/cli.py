@@ -96,7 +96,7 @@ class _Commands(click.Group):
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bulk")
 def main() -> None:
-    """Safe, resumable bulk updates of Tallyfy runs and templates.
+    """Safe, resumable bulk updates of Tallyfy runs, templates and tasks.
 
     \b
     Example: rehearse on the local sandbox first
@@ -136,7 +136,7 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
           **flags: Any) -> None:
     """Apply the changes of every row, safely, with a resumable ledger.
 
-    Each row names one run or template and the fields to change. The record is read,
+    Each row names one run, template or task and the fields to change. The record is read,
     the change merged (members are always kept), and written back. Run the same
     command again to resume: finished rows are skipped, in-doubt writes settled.
 
