@@ -271,6 +271,10 @@ def check_columns(target: Target, columns: Sequence[str], source: str) -> str:
 
 
 def _describe_unknown(target: Target, column: str, known: Sequence[str]) -> str:
+    if target.membership_object and column.strip().lower() == target.membership_object:
+        lists = ", ".join(target.membership)
+        return (f'"{column}" (give {lists} to replace a list, or add_/remove_ columns; the '
+                f"whole {column} object is always sent)")
     for other in TARGETS.values():
         kick_off = other.is_keyed_column(column)
         if other is not target and (column in other.columns() or kick_off):

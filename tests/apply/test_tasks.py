@@ -218,3 +218,27 @@ def test_cli_select_then_apply_tasks(threaded_sandbox, tmp_path):
     assert applied.exit_code == 1 and f"conflict {len(done)}" in applied.output
     assert again.exit_code == 0, again.output
     assert not [t for t in store.tasks.values() if leaver in t["owners"]["users"]]
+
+
+def test_task_columns_are_checked_before_any_request(tmp_path):
+    import pytest
+
+    from bulk.engine.errors import InputError
+    from bulk.jobfile import load_job_file
+    from bulk.run import options_from_settings
+    from bulk.tallyfy.fields import TARGETS, check_columns
+
+    tasks, runs = TARGETS["tasks"], TARGETS["runs"]
+    assert check_columns(tasks, ["run_id", "task_id", "add_guests", f"taskdata.{'a' * 32}",
+                                 "expect.guests", "deadline"], "t.csv") == "task_id"
+    with pytest.raises(InputError, match=r'"owners" \(give users, guests, groups to replace'):
+        check_columns(tasks, ["task_id", "owners"], "t.csv")
+    with pytest.raises(InputError, match="form columns are taskdata.<32-hex field id>"):
+        check_columns(tasks, ["task_id", "taskdata.x"], "t.csv")
+    with pytest.raises(InputError, match=r'"add_guests" \(a tasks column: is the target right'):
+        check_columns(runs, ["run_id", "add_guests"], "r.csv")
+    with pytest.raises(InputError, match="tasks need one of \"task_id\""):
+        check_columns(tasks, ["run_id", "title"], "t.csv")
+    job = tmp_path / "job.toml"
+    job.write_text('target = "tasks"\ninput = "x.csv"\ninclude_completed = true\n')
+    assert options_from_settings(load_job_file(job)).include_completed is True
