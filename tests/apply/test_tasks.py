@@ -233,11 +233,11 @@ def test_task_columns_are_checked_before_any_request(tmp_path):
                                  "expect.guests", "deadline"], "t.csv") == "task_id"
     with pytest.raises(InputError, match=r'"owners" \(give users, guests, groups to replace'):
         check_columns(tasks, ["task_id", "owners"], "t.csv")
-    with pytest.raises(InputError, match="form columns are taskdata.<32-hex field id>"):
+    with pytest.raises(InputError, match=r"form columns are taskdata\.<32-hex field id>"):
         check_columns(tasks, ["task_id", "taskdata.x"], "t.csv")
     with pytest.raises(InputError, match=r'"add_guests" \(a tasks column: is the target right'):
         check_columns(runs, ["run_id", "add_guests"], "r.csv")
-    with pytest.raises(InputError, match="tasks need one of \"task_id\""):
+    with pytest.raises(InputError, match=r"tasks need one of \"task_id\""):
         check_columns(tasks, ["run_id", "title"], "t.csv")
     job = tmp_path / "job.toml"
     job.write_text('target = "tasks"\ninput = "x.csv"\ninclude_completed = true\n')
