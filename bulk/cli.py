@@ -246,6 +246,8 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
 @click.option("--retry-failed", is_flag=True, default=None, help="On resume, retry failed rows.")
 @click.option("--fresh", is_flag=True, default=None, help="Start the undo's ledger over.")
 @click.option("--dry-run", is_flag=True, default=None, help="With --apply: plan, write nothing.")
+@click.option("--include-completed", is_flag=True, default=None,
+              help="With --apply, tasks: put back completed ones too.")
 @click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar.")
 def undo(ledger: Path, apply_now: bool, undo_ledger: Path | None, **flags: Any) -> None:
     """Write an input that puts back every record a job changed (and run it, with --apply).

@@ -77,7 +77,7 @@ def select_command(
 
 
 UNDO_APPLY_KEYS = ("concurrency", "rate", "burst", "max_attempts", "timeout", "retry_failed",
-                   "fresh", "dry_run", "ledger")
+                   "fresh", "dry_run", "ledger", "include_completed")
 
 
 def default_undo_path(ledger: Path) -> Path:

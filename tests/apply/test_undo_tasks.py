@@ -85,3 +85,32 @@ async def test_undo_keeps_an_assignee_added_since_and_one_off_tasks_work(sandbox
 
     assert [e.status for e in undone] == ["ok"]
     assert set(task["owners"]["users"]) >= {leaver, since} and heir not in task["owners"]["users"]
+
+
+def test_undo_apply_leaves_a_task_completed_since_alone_unless_asked(threaded_sandbox, tmp_path):
+    from click.testing import CliRunner
+
+    from bulk.cli import main
+    from tests.apply.helpers import env_for
+
+    store = threaded_sandbox.store
+    task = next(t for t in store.tasks.values() if t["run_id"] and t["status"] != "completed"
+                and t["owners"]["users"])
+    leaver = task["owners"]["users"][0]
+    heir = next(m for m in store.members if m not in task["owners"]["users"])
+    job = write_jsonl(tmp_path / "h.jsonl", [{"run_id": task["run_id"], "task_id": task["id"],
+                                              "add_users": [heir], "remove_users": [leaver]}])
+    env = env_for(threaded_sandbox)
+    done = CliRunner().invoke(main, ["apply", "--input", str(job), "--target", "tasks", "-q"],
+                              env=env)
+    threaded_sandbox.edit_as_person(task["id"], status="completed")
+    ledger = str(tmp_path / "h.jsonl.ledger.db")
+
+    refused = CliRunner().invoke(main, ["undo", ledger, "--apply", "-q"], env=env)
+    included = CliRunner().invoke(main, ["undo", ledger, "--apply", "-q", "--retry-failed",
+                                         "--include-completed"], env=env)
+
+    assert done.exit_code == 0, done.output
+    assert refused.exit_code == 1 and "conflict 1" in refused.output
+    assert included.exit_code == 0, included.output
+    assert leaver in task["owners"]["users"] and heir not in task["owners"]["users"]
