@@ -133,7 +133,7 @@ def _span(key: str) -> str:
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bulk")
 def main() -> None:
-    """Safe, resumable bulk updates of Tallyfy runs and templates.
+    """Safe, resumable bulk updates of Tallyfy runs, templates and tasks.
 
     \b
     Example: rehearse on the local sandbox first
@@ -149,7 +149,7 @@ def main() -> None:
 @click.option("--format", "input_format", type=_spec_type("format"),
               help="Input format (default: from the file extension).")
 @click.option("--target", type=_spec_type("target"),
-              help="What the rows name: runs (processes) or templates (checklists).")
+              help="What the rows name: runs (processes), templates (checklists) or tasks.")
 @click.option("--ledger", type=_File(dir_okay=True),
               help="Result ledger (default: <input>.ledger.db).")
 @click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
@@ -176,12 +176,15 @@ def main() -> None:
 @click.option("--dry-run", is_flag=True, default=None,
               help="Read and plan every row, write nothing; the plan goes to its own ledger "
                    "(<input>.dry-run.ledger.db) for `bulk export`.")
+@click.option("--include-completed", is_flag=True, default=None,
+              help="Tasks: change completed ones too (left alone by default: it rewrites "
+                   "history).")
 @click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar.")
 def apply(job_file: Path | None, input_path: Path | None, input_format: str | None,
           **flags: Any) -> None:
     """Apply the changes of every row, safely, with a resumable ledger.
 
-    Each row names one run or template and the fields to change. The record is read,
+    Each row names one run, template or task and the fields to change. The record is read,
     the change merged (members are always kept), and written back. Run the same
     command again to resume: finished rows are skipped, in-doubt writes settled.
 
@@ -212,7 +215,7 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
 
 
 @main.command(name="select")
-@click.argument("target", type=click.Choice(["runs", "templates"]))
+@click.argument("target", type=click.Choice(["runs", "templates", "tasks"]))
 @click.option("--output", "-o", required=True, type=_File(),
               help="File to write (.csv or .jsonl), whole or not at all.")
 @click.option("--format", type=click.Choice(["csv", "jsonl"]),
@@ -220,8 +223,12 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
 @click.option("--owner", type=click.IntRange(min=1), help="Only records this user owns.")
 @click.option("--member", type=click.IntRange(min=1), help="Only records with this member.")
 @click.option("--group", help="Only records with this group (32-hex id).")
-@click.option("--status", multiple=True, help="Runs with this status (repeatable).")
-@click.option("--template", help="Runs of this template (checklist id).")
+@click.option("--status", multiple=True, help="Runs or tasks with this status (repeatable; "
+              "tasks: active (the default: not completed), all, or a task status).")
+@click.option("--template", help="Runs (or tasks) of this template (checklist id).")
+@click.option("--assignee", type=click.IntRange(min=1),
+              help="Tasks: assigned to this user (their task list).")
+@click.option("--run", help="Tasks: of this run (its task list).")
 @click.option("--name", help="Name or title contains this text (any case).")
 @click.option("--where", multiple=True, metavar="FIELD=VALUE",
               help="Exact match on a field of the record (repeatable; empty VALUE: empty).")
@@ -243,7 +250,7 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
               help=f"Seconds per request (default 30; {_span('timeout')}).")
 @click.option("--quiet", "-q", is_flag=True, default=None, help="No progress line.")
 def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
-    """Find runs or templates by filters and write them as a `bulk apply` input.
+    """Find runs, templates or tasks by filters and write them as a `bulk apply` input.
 
     Pages through the list (paced and retried like apply) and applies every filter to the
     records themselves, so the file holds exactly what the filters say.
@@ -298,6 +305,8 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
 @click.option("--retry-failed", is_flag=True, default=None, help="On resume, retry failed rows.")
 @click.option("--fresh", is_flag=True, default=None, help="Start the undo's ledger over.")
 @click.option("--dry-run", is_flag=True, default=None, help="With --apply: plan, write nothing.")
+@click.option("--include-completed", is_flag=True, default=None,
+              help="With --apply, tasks: put back completed ones too.")
 @click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar.")
 def undo(ledger: Path, apply_now: bool, undo_ledger: Path | None, **flags: Any) -> None:
     """Write an input that puts back every record a job changed (and run it, with --apply).

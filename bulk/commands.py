@@ -49,6 +49,8 @@ def select_command(
         where=tuple(flags.get("where") or ()),
         sets=tuple(flags.get("set") or ()),
         columns=flags.get("columns"),
+        assignee=flags.get("assignee"),
+        run=flags.get("run"),
     )
     values = {key: flags[key] for key in SELECT_OPTION_KEYS if flags.get(key) is not None}
     options = SelectOptions(output=Path(flags["output"]), **values)
@@ -75,7 +77,7 @@ def select_command(
 
 
 UNDO_APPLY_KEYS = ("concurrency", "rate", "burst", "max_attempts", "timeout", "retry_failed",
-                   "fresh", "dry_run", "ledger")
+                   "fresh", "dry_run", "ledger", "include_completed")
 
 
 def default_undo_path(ledger: Path) -> Path:

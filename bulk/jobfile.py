@@ -36,6 +36,7 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "retry_failed": bool,
     "fresh": bool,
     "dry_run": bool,
+    "include_completed": bool,
     "quiet": bool,
     "description": str,
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-TARGET_NAMES = ("runs", "templates")
+TARGET_NAMES = ("runs", "templates", "tasks")
 FORMAT_NAMES = ("csv", "jsonl")
 
 

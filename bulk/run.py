@@ -21,7 +21,7 @@ from bulk.tallyfy.connection import connection_from_env
 
 OPTION_KEYS = ("format", "target", "ledger", "concurrency", "rate", "burst", "max_attempts",
                "timeout", "retry_failed", "fresh", "dry_run", "outage_limit",
-               "max_failures")
+               "max_failures", "include_completed")
 
 
 def options_from_settings(settings: Mapping[str, Any]) -> ApplyOptions:

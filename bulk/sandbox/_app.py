@@ -18,6 +18,7 @@ from bulk.sandbox._hosts import loopback_hosts_only
 from bulk.sandbox._observe import add_observation_routes
 from bulk.sandbox._stats import JournalEntry, Stats
 from bulk.sandbox._store import Store
+from bulk.sandbox._tasks import TaskEndpoints
 from bulk.sandbox._writes import Rejected, update_checklist, update_run
 
 log = logging.getLogger("bulk.sandbox")
@@ -121,6 +122,18 @@ class Service:
         self.closing = asyncio.Event()
         self.sleep = config.sleep or self._sleep_unless_closing
         self._seq = 0
+        self.tasks = TaskEndpoints(self)
+
+    # What the task endpoints (_tasks.py) use of this module.
+    json = staticmethod(_json)
+    not_found = staticmethod(_resource_not_found)
+    forbidden_answer = staticmethod(_forbidden)
+    bad_request = _BadRequest
+    body = staticmethod(_json_body)
+    id_set = staticmethod(_id_set)
+
+    def page(self, request: web.Request, items: list[dict[str, Any]]) -> web.Response:
+        return self._page(request, items)
 
     # ------------------------------------------------------------------ settings
 
@@ -172,6 +185,7 @@ class Service:
             router.add_put(base + "/checklists/{record_id}", self._api(self.put_checklist))
             router.add_get(base + "/checklists/{record_id}/form-fields",
                            self._api(self.get_form_fields))
+            self.tasks.add_routes(router, base, self._api)
         add_observation_routes(router, self)
         # Last, so it only sees what nothing else matched (wrong methods included).
         router.add_route("*", "/{tail:.*}", self._api(None))

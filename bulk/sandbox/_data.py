@@ -8,7 +8,8 @@ The file shape (``sample_data/org.json`` is one)::
      "checklists": [{...template record...}],
      "kickoff_fields": {"<checklist id>": [{"id", "timeline_id", "label", "field_type", ...}]},
      "runs": [{...run record...}],
-     "task_assignees": {"<run id>": [12345]}}         # optional: who has a task of a run
+     "task_assignees": {"<run id>": [12345]},         # optional: who has a task of a run
+     "tasks": [{...task record, owners: {users, guests, groups}...}]}  # optional
 
 Records are stored exactly as ``GET`` answers them. Generation is deterministic: the same
 seed and counts give byte-identical JSON (:func:`dump_org`), and each part draws from its
@@ -23,6 +24,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bulk.sandbox._task_data import assignees_of, generate_tasks
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -96,6 +99,10 @@ def generate_org(seed: int = 1, runs: int = 200, templates: int = 50) -> dict[st
                                       member_ids, group_ids)
     run_records = _runs(random.Random(f"{seed}:runs"), runs, checklists, kickoff, members,
                         group_ids)
+    assignees = _task_assignees(random.Random(f"{seed}:tasks"), run_records, member_ids)
+    # Its own stream: adding tasks moved no id of the records above.
+    tasks = generate_tasks(random.Random(f"{seed}:tasklist"), run_records, assignees,
+                           member_ids, group_ids)
     return {
         "org_id": default_org_id(seed),
         "token": default_token(seed),
@@ -105,8 +112,9 @@ def generate_org(seed: int = 1, runs: int = 200, templates: int = 50) -> dict[st
         "checklists": checklists,
         "kickoff_fields": kickoff,
         "runs": run_records,
-        "task_assignees": _task_assignees(random.Random(f"{seed}:tasks"), run_records,
-                                          member_ids),
+        # Derived from the tasks, as the sandbox derives it when it loads them.
+        "task_assignees": assignees_of(tasks),
+        "tasks": tasks,
     }
 
 
@@ -336,6 +344,18 @@ def normalize_org(raw: Any) -> dict[str, Any]:
         for users in assignees.values()
     ):
         raise OrgDataError("task_assignees must be an object: run id -> list of user ids")
+    tasks = _list_of_objects(raw, "tasks")
+    seen_tasks: set[str] = set()
+    for task in tasks:
+        task_id = task.get("id")
+        if not isinstance(task_id, str) or not HEX32.match(task_id) or task_id in seen_tasks:
+            raise OrgDataError(f"tasks: id {task_id!r} is not a 32-character hex id, or repeated")
+        seen_tasks.add(task_id)
+        owners = task.get("owners")
+        if not isinstance(owners, dict) or not all(
+                isinstance(owners.get(k), list) for k in ("users", "guests", "groups")):
+            raise OrgDataError(f"tasks: {task_id}: owners must be an object of three lists "
+                               "(users, guests, groups)")
     org = {key: value for key, value in raw.items()
            if key not in ("members", "groups", "runs", "checklists", "kickoff_fields")}
     org.update(members=members, groups=groups, checklists=checklists, kickoff_fields=kickoff,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bulk.sandbox._data import iso
+from bulk.sandbox._task_data import assignees_of, compact_task, whole_task
 
 
 class Store:
@@ -31,12 +32,19 @@ class Store:
         self.checklists: dict[str, dict[str, Any]] = {c["id"]: c for c in org["checklists"]}
         self.runs: dict[str, dict[str, Any]] = {r["id"]: r for r in org["runs"]}
         self.kickoff_fields: dict[str, list[dict[str, Any]]] = org.get("kickoff_fields", {})
+        #: task id -> task (process tasks carry their ``run_id``, one-off tasks None).
+        self.tasks: dict[str, dict[str, Any]] = {
+            t["id"]: whole_task(t) for t in org.get("tasks") or ()}
         #: run id -> user ids assigned to any of its tasks. Not part of the run record (as on
         #: production, tasks are their own endpoint), but the run list's `owners=` matches them.
-        self.task_assignees: dict[str, list[int]] = org.get("task_assignees", {})
+        #: Derived from the tasks when there are any (kept current by task writes); a data
+        #: file without tasks may give it directly.
+        self.task_assignees: dict[str, list[int]] = (
+            assignees_of(list(self.tasks.values())) if self.tasks
+            else org.get("task_assignees", {}))
         self._extra = {k: v for k, v in org.items()
                        if k not in ("members", "groups", "checklists", "runs",
-                                    "kickoff_fields", "task_assignees")}
+                                    "kickoff_fields", "task_assignees", "tasks")}
 
     # Read afresh for every validated write, so a test that adds a member to ``members``
     # sees it accepted on the next PUT.
@@ -47,12 +55,23 @@ class Store:
         return set(self.groups)
 
     def record(self, record_id: str) -> tuple[str, dict[str, Any]] | None:
-        """``("run" | "checklist", record)`` for any record id, or None."""
+        """``("run" | "checklist" | "task", record)`` for any record id, or None."""
         if record_id in self.runs:
             return "run", self.runs[record_id]
         if record_id in self.checklists:
             return "checklist", self.checklists[record_id]
+        if record_id in self.tasks:
+            return "task", self.tasks[record_id]
         return None
+
+    def run_task_assignees(self, run_id: str) -> None:
+        """Recompute one run's ``task_assignees`` entry after a write to one of its tasks."""
+        users = sorted({user for task in self.tasks.values() if task.get("run_id") == run_id
+                        for user in (task.get("owners") or {}).get("users") or ()})
+        if users:
+            self.task_assignees[run_id] = users
+        else:
+            self.task_assignees.pop(run_id, None)
 
     def kickoff_ids(self, run: dict[str, Any]) -> set[str]:
         """The prerun keys a run accepts: its template's kick-off fields and what it holds."""
@@ -85,6 +104,8 @@ class Store:
         if prerun:
             record["prerun"] = {**(record.get("prerun") or {}), **prerun}
         record["last_updated"] = self.stamp()
+        if found[0] == "task" and record.get("run_id"):
+            self.run_task_assignees(record["run_id"])
         return record
 
     def to_org(self) -> dict[str, Any]:
@@ -97,6 +118,7 @@ class Store:
             "kickoff_fields": self.kickoff_fields,
             "runs": list(self.runs.values()),
             "task_assignees": self.task_assignees,
+            **({"tasks": [compact_task(t) for t in self.tasks.values()]} if self.tasks else {}),
         })
 
 

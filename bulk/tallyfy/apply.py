@@ -46,7 +46,7 @@ from bulk.tallyfy.client import TallyfyClient, api_headers
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.expect import find_conflict
 from bulk.tallyfy.fields import TARGETS, Change, RowParser, Target, check_columns
-from bulk.tallyfy.plan import PlanError, plan_update, unapplied
+from bulk.tallyfy.plan import LeftAlone, NobodyLeft, PlanError, plan_update, unapplied
 from bulk.tallyfy.preflight import preflight
 
 #: Why 8 workers by default: the pacer, not the pool, sets the pace. At the default
@@ -78,6 +78,7 @@ class ApplyOptions:
     retry_failed: bool = False
     fresh: bool = False
     dry_run: bool = False  # read and plan every row, write nothing
+    include_completed: bool = False  # tasks: change completed ones too (history)
     grace: float = 10.0
     outage_limit: float = DEFAULT_OUTAGE_LIMIT  # seconds of continuous outage, then stop
     max_failures: int | None = None  # stop once this many rows have failed
@@ -122,8 +123,10 @@ class RowApplier:
         clock: Clock,
         *,
         dry_run: bool = False,
+        include_completed: bool = False,
     ) -> None:
         self.target = target
+        self.include_completed = include_completed
         self.parser = parser
         self.client = client
         self.policy = policy
@@ -180,6 +183,12 @@ class RowApplier:
                                 ambiguous=True)
         except StaleRead as exc:
             return self._failed(base, state, str(exc), None, None, ambiguous=True)
+        except NobodyLeft as exc:  # the row asks for something no task may be: invalid
+            return _remark(self._failed(base, state, str(exc), None, None, ambiguous=False),
+                           INVALID)
+        except LeftAlone as exc:  # the record is not as the row's author saw it: open
+            return _remark(self._failed(base, state, str(exc), None, None, ambiguous=False),
+                           CONFLICT)
         except PlanError as exc:
             return self._failed(base, state, str(exc), None, None, ambiguous=False)
         raise AssertionError("unreachable: the retry loop returns or raises")
@@ -205,7 +214,8 @@ class RowApplier:
                     # cooldown, and the 429 set the next one, which the next read waits out.
                     continue
             read_at = self.clock.now()
-            plan = plan_update(self.target, read.data, change)
+            plan = plan_update(self.target, read.data, change,
+                               include_done=self.include_completed)
             if plan is None:
                 status = OK if state.sent else UNCHANGED
                 return _entry(base, status, state, read.status, read.request_id)
@@ -278,6 +288,13 @@ class RowApplier:
         entry.error_kind = TRANSIENT if ambiguous else DEFINITIVE
         entry.reason = reason or error
         return entry
+
+
+def _remark(entry: Entry, status: str) -> Entry:
+    # Only when nothing left for this row; a sent write keeps its in-doubt/failed status.
+    if entry.status == FAILED and entry.before is None:
+        entry.status = status
+    return entry
 
 
 def _entry(
@@ -357,7 +374,7 @@ DRY_RUN = "dry-run"
 def _shown_options(options: ApplyOptions) -> dict[str, Any]:
     """The options of this run, as `bulk report` shows them (no secret is among them)."""
     keys = ("format", "concurrency", "rate", "burst", "max_attempts", "timeout",
-            "retry_failed", "fresh", "dry_run")
+            "retry_failed", "fresh", "dry_run", "include_completed")
     return {key: getattr(options, key) for key in keys}
 
 
@@ -407,7 +424,8 @@ async def execute(
         client = TallyfyClient(session, job.connection, pacer, policy, timeout=options.timeout,
                                breaker=breaker)
         applier = RowApplier(job.target, job.parser, client, policy, clock,
-                             dry_run=options.dry_run)
+                             dry_run=options.dry_run,
+                             include_completed=options.include_completed)
         runner = Job(
             rows=_numbered(job.input_file, job.ignored_columns, job.total),
             total=job.total,

@@ -25,6 +25,11 @@ from bulk.tallyfy.fields import Target
 READ_NEEDS = ("users", "groups")
 
 
+def read_needs(target: Target) -> tuple[str, ...]:
+    """What a read of this target must show (a task: its whole `owners`)."""
+    return target.shown_fields(target.membership) if target.membership_object else READ_NEEDS
+
+
 class TallyfyClient:
     def __init__(
         self,
@@ -47,24 +52,28 @@ class TallyfyClient:
         )
 
     async def read(self, target: Target, record_id: str, *, attempt: int = 1) -> Answer:
-        """GET one run or template; `data` of the answer is the record itself."""
-        path = f"{target.path}/{record_id}"
+        """GET one record; `data` of the answer is the record itself, seen flat
+        (``Target.view``: a task's assignee lists at the top, like a run's)."""
+        segments = target.record_path(record_id)
         answer = await self.http.request(
             "GET",
-            self._connection.url(target.path, record_id),
-            path=path,
+            self._connection.url(*segments),
+            path="/".join(segments),
             attempt=attempt,
-            check=record_check(record_id, READ_NEEDS),
+            check=record_check(target.answer_id(record_id), read_needs(target)),
         )
-        return _unwrap(answer)
+        return _unwrap(answer, target)
 
     async def list_page(
-        self, target: Target, params: dict[str, str], *, attempt: int = 1
+        self, target: Target, params: dict[str, str], *, attempt: int = 1,
+        segments: tuple[str, ...] | None = None,
     ) -> Answer:
-        """GET one page of the runs or templates list; `data` is the whole envelope."""
-        url = f"{self._connection.url(target.path)}?{urlencode(params)}"
+        """GET one page of a list (the target's own, or `segments`'); `data` is the whole
+        envelope, its records as the API sent them."""
+        path = "/".join(segments or (target.path,))
+        url = f"{self._connection.url(path)}?{urlencode(params)}"
         return await self.http.request(
-            "GET", url, path=f"{target.path}?{urlencode(params)}", attempt=attempt
+            "GET", url, path=f"{path}?{urlencode(params)}", attempt=attempt
         )
 
     async def write(
@@ -77,22 +86,22 @@ class TallyfyClient:
         expect: Iterable[str] = (),
         paced: bool = True,
     ) -> Answer:
-        """PUT one run or template with a complete, safe body (see plan.py).
+        """PUT one record with a complete, safe body (see plan.py).
 
         `expect` names the fields the answer must show (the ones the PUT changes);
         ``paced=False`` when the caller already holds a pacer slot.
         """
-        path = f"{target.path}/{record_id}"
+        segments = target.record_path(record_id)
         answer = await self.http.request(
             "PUT",
-            self._connection.url(target.path, record_id),
-            path=path,
+            self._connection.url(*segments),
+            path="/".join(segments),
             body=body,
             attempt=attempt,
-            check=record_check(record_id, tuple(expect)),
+            check=record_check(target.answer_id(record_id), target.shown_fields(list(expect))),
             paced=paced,
         )
-        return _unwrap(answer)
+        return _unwrap(answer, target)
 
 
 def api_headers(connection: Connection) -> dict[str, str]:
@@ -131,8 +140,8 @@ def _record(data: Any) -> Any:
     return data
 
 
-def _unwrap(answer: Answer) -> Answer:
+def _unwrap(answer: Answer, target: Target) -> Answer:
     data = answer.data
     if isinstance(data, dict) and isinstance(data.get("data"), dict):
         data = data["data"]
-    return Answer(answer.status, data, answer.request_id)
+    return Answer(answer.status, target.view(data), answer.request_id)

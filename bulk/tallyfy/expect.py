@@ -20,10 +20,12 @@ from typing import Any
 
 from bulk.tallyfy.plan import prerun_values, same_value
 from bulk.tallyfy.targets import (
+    DATETIME,
     GROUPS,
+    GUESTS,
     HEX32,
+    KEYED_FIELDS,
     PRERUN,
-    PRERUN_PREFIX,
     STRINGS,
     TEXT,
     URL,
@@ -53,9 +55,9 @@ def expect_converters(spec: FieldSpec) -> tuple[Converter, Converter]:
     """
     if spec.kind == TEXT:
         return _expected_text, _expected_text
-    if spec.kind in (USERS, GROUPS, STRINGS):
+    if spec.kind in (USERS, GROUPS, GUESTS, STRINGS):
         item = {USERS: converters_for(FieldSpec(spec.name, USER))[1], GROUPS: _group_item,
-                STRINGS: _expected_text}[spec.kind]
+                GUESTS: _guest_item, STRINGS: _expected_text}[spec.kind]
 
         def from_text(value: str) -> list[Any]:
             return _items(_list_text(value), item)
@@ -66,7 +68,7 @@ def expect_converters(spec: FieldSpec) -> tuple[Converter, Converter]:
             return _items(value, item)
 
         return from_text, from_json
-    if spec.kind == URL:
+    if spec.kind in (URL, DATETIME):
         return _expected_text, _expected_text
     return converters_for(spec)
 
@@ -81,11 +83,12 @@ def expect_object(target: Target, value: Any) -> dict[str, Any]:
         raise BadValue(f"expected a JSON object of field: value, got {show(value)}")
     typed: dict[str, Any] = {}
     for key, item in value.items():
-        if key.startswith(PRERUN_PREFIX) and PRERUN in target.fields:
-            timeline_id = key[len(PRERUN_PREFIX) :].strip().lower()
+        keyed = target.keyed or PRERUN
+        if target.is_keyed_column(key):
+            timeline_id = key[len(keyed) + 1 :].strip().lower()
             if not HEX32(timeline_id):
                 raise BadValue(f"kick-off field ids are 32 hex characters, got {show(key)}")
-            typed.setdefault(PRERUN, {})[timeline_id] = item
+            typed.setdefault(keyed, {})[timeline_id] = item
             continue
         spec = target.fields.get(key)
         if spec is None:
@@ -94,7 +97,7 @@ def expect_object(target: Target, value: Any) -> dict[str, Any]:
             typed[key] = None
         elif spec.kind == PRERUN:
             prerun = converters_for(spec)[1](item)
-            typed.setdefault(PRERUN, {}).update(prerun)
+            typed.setdefault(keyed, {}).update(prerun)
         else:
             typed[key] = expect_converters(spec)[1](item)
     return typed
@@ -134,13 +137,13 @@ def find_conflict(record: dict[str, Any], expect: dict[str, Any]) -> str | None:
     """The first expectation the record does not meet, described; None when all are met."""
     for field in sorted(expect):
         wanted = expect[field]
-        if field == PRERUN:
-            current_prerun = prerun_values(record.get(PRERUN)) or {}
+        if field in KEYED_FIELDS:
+            current_prerun = prerun_values(record.get(field)) or {}
             for key in sorted(wanted):
                 found = current_prerun.get(key, _ABSENT)
                 if found is _ABSENT or found != wanted[key]:
-                    shown = "no such kick-off field" if found is _ABSENT else show(found)
-                    return _describe(f"prerun.{key}", wanted[key], shown)
+                    shown = "no such field" if found is _ABSENT else show(found)
+                    return _describe(f"{field}.{key}", wanted[key], shown)
             continue
         current = record.get(field)
         if not same_value(field, current, wanted):
@@ -166,6 +169,12 @@ def _group_item(value: Any) -> str:
     if value.__class__ is str and HEX32(value.strip().lower()):
         return value.strip().lower()
     raise BadValue(f"expected a group id (32 hex characters), got {show(value)}")
+
+
+def _guest_item(value: Any) -> str:
+    if value.__class__ is str and value.strip():
+        return value.strip()  # compared without case (plan.same_value)
+    raise BadValue(f"expected a guest's email address, got {show(value)}")
 
 
 def _list_text(value: str) -> list[Any]:

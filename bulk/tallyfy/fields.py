@@ -73,14 +73,22 @@ class Change:
     remove_users: tuple[int, ...] = ()
     add_groups: tuple[str, ...] = ()
     remove_groups: tuple[str, ...] = ()
-    prerun: dict[str, Any] = field(default_factory=dict)  # kick-off timeline_id -> value
+    #: keyed values (a run's kick-off timeline_id, a task's form field id) -> value
+    prerun: dict[str, Any] = field(default_factory=dict)
     #: field -> the value it must have now for the row to be written ("prerun": a dict)
     expect: dict[str, Any] = field(default_factory=dict)
+    add_guests: tuple[str, ...] = ()  # task assignees only
+    remove_guests: tuple[str, ...] = ()
 
     def changes_nothing(self) -> bool:
         """Only expectations: there is nothing to write (a spreadsheet row left as it was)."""
         return not (self.set or self.prerun or self.add_users or self.remove_users
-                    or self.add_groups or self.remove_groups)
+                    or self.add_groups or self.remove_groups or self.add_guests
+                    or self.remove_guests)
+
+    def delta(self, name: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """(added, removed) for one membership list: users, guests or groups."""
+        return getattr(self, f"add_{name}", ()), getattr(self, f"remove_{name}", ())
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -106,14 +114,14 @@ class RowParser:
         for spec in target.fields.values():
             slot = _PRERUN_OBJECT if spec.kind == PRERUN else _SET
             self._columns[spec.name] = (slot, spec.name, *converters_for(spec))
-        for column in MEMBERSHIP_COLUMNS:
-            kind = USERS if column.endswith("users") else GROUPS
+        for column in target.delta_columns():
+            kind = column.partition("_")[2]  # users, guests or groups: the kind's name
             self._columns[column] = (column, column, *delta_converters(kind))
         for spec in target.fields.values():
             column = EXPECT_PREFIX + spec.name
             if spec.kind == PRERUN:
                 self._columns[column] = (_EXPECT_OBJECT, column, *_object_converters(
-                    target, lambda value: {PRERUN: value}))
+                    target, lambda value, name=spec.name: {name: value}))
             else:
                 self._columns[column] = (_EXPECT, spec.name, *expect_converters(spec))
         self._columns[EXPECT] = (_EXPECT_OBJECT, EXPECT, *_object_converters(target, None))
@@ -127,6 +135,9 @@ class RowParser:
         values = raw.values
         id_column = self.id_column
         record_id = self._record_id(values.get(id_column), number)
+        parent_column = self.target.parent_column
+        if parent_column is not None:
+            record_id = self._with_parent(record_id, values.get(parent_column), number)
         text_mode = not self.typed
         columns = self._columns
         changes: dict[str, Any] = {}
@@ -136,7 +147,7 @@ class RowParser:
         membership: dict[str, tuple[Any, ...]] = {}
         expect: dict[str, Any] = {}
         for column, value in values.items():
-            if value is None or column == id_column:
+            if value is None or column == id_column or column == parent_column:
                 continue
             if text_mode and value.__class__ is str:
                 if not value or value.isspace():
@@ -159,7 +170,7 @@ class RowParser:
             elif slot == _EXPECT:
                 expect[spec[1]] = typed
             elif slot == _EXPECT_PRERUN:
-                expect.setdefault(PRERUN, {})[spec[1]] = typed
+                expect.setdefault(self.target.keyed or PRERUN, {})[spec[1]] = typed
             elif slot == _EXPECT_OBJECT:
                 self._merge_expect(expect, typed, number, column)
             elif slot == _CLEAR:
@@ -186,7 +197,19 @@ class RowParser:
             membership.get(REMOVE_GROUPS, ()),
             prerun,
             expect,
+            membership.get("add_guests", ()),
+            membership.get("remove_guests", ()),
         )
+
+    def _with_parent(self, record_id: str, parent: Any, number: int) -> str:
+        """`run_id/task_id` for a process task; the task id alone when the cell is empty."""
+        column = self.target.parent_column or ""
+        if parent is None or (isinstance(parent, str) and not parent.strip()):
+            return record_id  # a one-off task
+        if isinstance(parent, str) and HEX32(parent.strip().lower()):
+            return f"{parent.strip().lower()}/{record_id}"
+        raise self._invalid(number, column,
+                            f"expected a 32-character hex id (or empty), got {show(parent)}")
 
     def _record_id(self, value: Any, number: int) -> str:
         if isinstance(value, str):
@@ -205,8 +228,8 @@ class RowParser:
         """The converters of a [expect.]prerun.<timeline_id> column, built on first sight."""
         expected = column.startswith(EXPECT_PREFIX)
         name = column[len(EXPECT_PREFIX) :] if expected else column
-        key = name[len(PRERUN_PREFIX) :].lower()
-        accepted = PRERUN in self.target.fields and name.startswith(PRERUN_PREFIX)
+        key = name.partition(".")[2].lower()
+        accepted = self.target.is_keyed_column(name)
         if not accepted or not HEX32(key):
             # check_columns refuses these before any row is read; this guards direct callers.
             raise self._invalid(number, column, f"not a field of {self.target.name}")
@@ -221,8 +244,8 @@ class RowParser:
         self, expect: dict[str, Any], more: dict[str, Any], number: int, column: str
     ) -> None:
         for name, value in more.items():
-            if name == PRERUN and isinstance(value, dict):
-                expect.setdefault(PRERUN, {}).update(value)
+            if name == self.target.keyed and isinstance(value, dict):
+                expect.setdefault(name, {}).update(value)
             elif name in expect:
                 raise self._invalid(number, column, f"expects {name} a second time")
             else:
@@ -240,18 +263,18 @@ class RowParser:
         clash = whole.keys() & columns.keys()
         if clash:
             key = min(clash)
+            keyed = self.target.keyed or PRERUN
+            what = "kick-off field" if keyed == PRERUN else "form field"
             raise self._invalid(
-                number, "prerun", f'kick-off field {key} is also given as "prerun.{key}"'
+                number, keyed, f'{what} {key} is also given as "{keyed}.{key}"'
             )
         return {**whole, **columns}
 
     def _check_membership(
         self, changes: dict[str, Any], membership: dict[str, tuple[Any, ...]], number: int
     ) -> None:
-        for whole, add, remove, what in (
-            ("users", ADD_USERS, REMOVE_USERS, "user"),
-            ("groups", ADD_GROUPS, REMOVE_GROUPS, "group"),
-        ):
+        for whole in self.target.membership:
+            add, remove, what = f"add_{whole}", f"remove_{whole}", whole[:-1]
             added, removed = membership.get(add, ()), membership.get(remove, ())
             if whole in changes and (added or removed):
                 column = add if added else remove

@@ -3,25 +3,40 @@
 This is where the API's hazards are handled, once:
 - `users` and `groups` are ALWAYS in the body, taken from the record just read and
   merged with the row's changes, because a body without them wipes every member;
-- templates always carry `title`, because the API refuses a PUT without it;
-- if the read did not return both membership lists, nothing is sent at all.
+  a task's `owners` is always sent whole, all three lists (users, guests, groups);
+- templates always carry `title`, tasks `title` and `deadline`, because the API refuses
+  (one-off tasks) or may refuse a PUT without them;
+- if the read did not return every membership list, nothing is sent at all;
+- a completed task is left alone unless the job says otherwise, and a change that would
+  leave a task with nobody assigned is refused.
+
+Records reach here flat (``Target.view``): a task's assignee lists at the top, like a run's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bulk.tallyfy.targets import Target
+from bulk.tallyfy.targets import KEYED_FIELDS, Target
 
 if TYPE_CHECKING:  # fields.py needs this module (through expect.py) at import time
     from bulk.tallyfy.fields import Change
 
-MEMBERSHIP = ("users", "groups")
+MEMBERSHIP = ("users", "groups")  # of runs and templates; a target says its own
 
 
 class PlanError(Exception):
     """The row cannot be applied safely to this record; nothing is sent."""
+
+
+class NobodyLeft(PlanError):
+    """The change would leave the record with no assignee at all: the row is invalid."""
+
+
+class LeftAlone(PlanError):
+    """The record is done (a completed task) and the job did not ask to change done ones."""
 
 
 @dataclass(frozen=True)
@@ -39,13 +54,39 @@ def _user_id(value: Any) -> Any:
     return value
 
 
+def _guest(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _moment(value: Any) -> Any:
+    # The API may answer a date-time in another spelling than the one sent (Z, +00:00, .000)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    return value
+
+
+_NORMS = {"users": _user_id, "guests": _guest}
+
+
+def _key(name: str) -> Any:
+    """How two members of one list are told apart (user ids as numbers, guests sans case)."""
+    norm = _NORMS.get(name)
+    return (lambda value: str(norm(value))) if norm else str
+
+
 def _same(field: str, current: Any, wanted: Any) -> bool:
-    if field in ("users", "publicly_hidden_fields", "tags", "folders", "groups"):
+    if field in ("users", "publicly_hidden_fields", "tags", "folders", "groups", "guests"):
         if isinstance(current, list) and isinstance(wanted, list):
-            norm = _user_id if field == "users" else (lambda v: v)
+            norm = _NORMS.get(field, lambda v: v)
             return sorted(map(str, map(norm, current))) == sorted(map(str, map(norm, wanted)))
     if field == "owner_id":
         return _user_id(current) == _user_id(wanted)
+    if field in ("deadline", "started_at") and current != wanted:
+        moment = _moment(current)
+        return isinstance(moment, datetime) and moment == _moment(wanted)
     return current == wanted
 
 
@@ -79,21 +120,24 @@ same_value = _same
 prerun_values = _prerun_values
 
 
-def plan_update(target: Target, record: Any, change: Change) -> Plan | None:
+def plan_update(target: Target, record: Any, change: Change, *,
+                include_done: bool = False) -> Plan | None:
     """The PUT to send, or None when the record already is as the row asks."""
     if not isinstance(record, dict):
         raise PlanError("the read returned no record; nothing sent")
-    missing = [name for name in MEMBERSHIP if not isinstance(record.get(name), list)]
+    lists = target.membership
+    missing = [name for name in lists if not isinstance(record.get(name), list)]
     if missing:
+        where = f" (in {target.membership_object})" if target.membership_object else ""
         raise PlanError(
-            f"the read did not return {' and '.join(missing)}; nothing sent "
+            f"the read did not return {' and '.join(missing)}{where}; nothing sent "
             "(a PUT without them would remove every member)"
         )
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
 
     for field, wanted in change.set.items():
-        if field in MEMBERSHIP:
+        if field in lists:
             continue
         current = record.get(field)
         if not _same(field, current, wanted):
@@ -101,10 +145,8 @@ def plan_update(target: Target, record: Any, change: Change) -> Plan | None:
             after[field] = wanted
 
     memberships = {
-        "users": _merged(record["users"], change.set.get("users"), change.add_users,
-                         change.remove_users, lambda v: str(_user_id(v))),
-        "groups": _merged(record["groups"], change.set.get("groups"), change.add_groups,
-                          change.remove_groups, str),
+        name: _merged(record[name], change.set.get(name), *change.delta(name), _key(name))
+        for name in lists
     }
     for field, merged in memberships.items():
         if not _same(field, record[field], merged):
@@ -112,33 +154,45 @@ def plan_update(target: Target, record: Any, change: Change) -> Plan | None:
             after[field] = merged
 
     if change.prerun:
-        current_prerun = _prerun_values(record.get("prerun"))
+        keyed = target.keyed or "prerun"
+        what = "kick-off" if keyed == "prerun" else "form"
+        current_prerun = _prerun_values(record.get(keyed))
         if current_prerun is None:
-            raise PlanError("the read did not return the kick-off (prerun) values; nothing sent")
+            raise PlanError(f"the read did not return the {what} ({keyed}) values; nothing sent")
         unknown = sorted(set(change.prerun) - set(current_prerun))
         if unknown:
             raise PlanError(
-                f"no kick-off field {', '.join(unknown)} on this record; nothing sent "
+                f"no {what} field {', '.join(unknown)} on this record; nothing sent "
                 "(the API would drop it silently)"
             )
         changed = {
             key: value for key, value in change.prerun.items() if current_prerun[key] != value
         }
         if changed:
-            before["prerun"] = {key: current_prerun[key] for key in changed}
-            after["prerun"] = changed
+            before[keyed] = {key: current_prerun[key] for key in changed}
+            after[keyed] = changed
 
     if not after:
         return None
-    body = {name: value for name, value in after.items() if name not in MEMBERSHIP}
-    body["users"] = memberships["users"]
-    body["groups"] = memberships["groups"]
+    if target.done_status and record.get("status") == target.done_status and not include_done:
+        raise LeftAlone(
+            f"the {target.name[:-1]} is {target.done_status}; left alone, nothing sent "
+            "(changing finished work changes history; --include-completed to do it anyway)"
+        )
+    if target.needs_someone and not any(memberships.values()):
+        raise NobodyLeft(
+            f"this change would leave the {target.name[:-1]} with nobody assigned "
+            f"(no {', '.join(lists[:-1])} or {lists[-1]}); nothing sent"
+        )
+    body = {name: value for name, value in after.items() if name not in lists}
+    for name in lists:
+        body[name] = memberships[name]
     for name in target.required_on_put:
         if name not in body:
             if record.get(name) is None:
                 raise PlanError(f"the read did not return {name}, which every PUT needs")
             body[name] = record[name]
-    return Plan(body=body, before=before, after=after)
+    return Plan(body=target.nest(body), before=before, after=after)
 
 
 def unapplied(plan: Plan, written: Any) -> list[str]:
@@ -152,8 +206,8 @@ def unapplied(plan: Plan, written: Any) -> list[str]:
         return []
     wrong = []
     for field, wanted in plan.after.items():
-        if field == "prerun":
-            current = _prerun_values(written.get("prerun"))
+        if field in KEYED_FIELDS:
+            current = _prerun_values(written.get(field))
             if current is not None and any(current.get(k) != v for k, v in wanted.items()):
                 wrong.append("prerun")
         elif field in written and not _same(field, written[field], wanted):

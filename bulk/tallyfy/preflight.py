@@ -41,7 +41,7 @@ async def preflight(
     """Raise ConfigError (exit 2) naming what is wrong, AuthError on a 401 (exit 3),
     ApiUnavailable when it answers only 5xx; return when a one-item list comes back."""
     host = urlsplit(connection.base_url).hostname or connection.base_url
-    url = connection.url(target.path) + "?per_page=1"
+    url = connection.url(target.preflight_path) + "?per_page=1"
     for attempt in range(1, tries + 1):
         last = attempt == tries
         try:
@@ -61,7 +61,7 @@ async def preflight(
         if status < 400 or status == 429:  # 429: reachable, and the pacer will cope
             return
         if status == 401:
-            raise AuthError(401, body, method="GET", path=target.path)
+            raise AuthError(401, body, method="GET", path=target.preflight_path)
         if status == 403:
             raise ConfigError(f"the token has no access to organization {connection.org_id} "
                               f"(HTTP 403{_detail(body)}); check TALLYFY_ORG_ID (or --org)")
@@ -69,15 +69,16 @@ async def preflight(
             code = body.get("code") if isinstance(body, dict) else None
             what = f"HTTP 404 {code}" if isinstance(code, str) else "HTTP 404"
             raise ConfigError(f"{connection.base_url} is not the Tallyfy API ({what} for "
-                              f"GET {target.path}); check TALLYFY_BASE_URL (or --base-url)")
+                              f"GET {target.preflight_path}); "
+                              "check TALLYFY_BASE_URL (or --base-url)")
         if status >= 500:
             if last:
                 raise ApiUnavailable(f"the API at {host} answers HTTP {status}: it is "
                                      "unavailable now; nothing was sent, run again later")
             await clock.sleep(PREFLIGHT_PAUSE)
             continue
-        raise ConfigError(f"unexpected answer to the preflight request GET {target.path}: "
-                          f"{HttpError(status, body).describe()}")
+        raise ConfigError("unexpected answer to the preflight request "
+                          f"GET {target.preflight_path}: {HttpError(status, body).describe()}")
 
 
 async def _get(

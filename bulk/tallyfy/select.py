@@ -150,21 +150,23 @@ async def _pages(selection: Selection, options: SelectOptions, *,
         with _AtomicOutput(options.output, selection, out_format) as out:
             page = 1
             params = {**selection.api_params(), "per_page": str(PER_PAGE)}
+            segments = selection.list_segments()
+            target = selection.target
             done = False
             while not done:
                 answer = await _retried(policy, clock, lambda n, p=page: client.list_page(
-                    selection.target, {**params, "page": str(p)}, attempt=n))
-                items, total_pages = _page(answer, selection.target.path)
+                    target, {**params, "page": str(p)}, attempt=n, segments=segments))
+                items, total_pages = _page(answer, "/".join(segments))
                 summary.pages += 1
                 for item in items:
                     summary.scanned += 1
-                    record = item
+                    record = item = target.view(item)  # a task's assignees at the top
                     if not needed <= item.keys():
                         # A list item without a field we need: read the record itself.
                         summary.reads += 1
-                        record = (await _retried(policy, clock, lambda n, rid=item["id"]:
-                                                 client.read(selection.target, rid,
-                                                             attempt=n))).data
+                        address = "/".join(filter(None, selection.id_cells(item).values()))
+                        record = (await _retried(policy, clock, lambda n, rid=address:
+                                                 client.read(target, rid, attempt=n))).data
                     if not isinstance(record, dict) or not selection.matches(record):
                         continue
                     out.write(record)
@@ -233,7 +235,7 @@ class _AtomicOutput:
     def write(self, record: dict[str, Any]) -> None:
         selection = self.selection
         record_id = record["id"]
-        cells: dict[str, Any] = {selection.id_column: record_id}
+        cells: dict[str, Any] = selection.id_cells(record)
         for column in selection.sets:
             try:
                 text, typed = column.value(record)
@@ -244,7 +246,8 @@ class _AtomicOutput:
             cells[column.column] = text if self.format == "csv" else typed
         expect = {key: current_value(record, key) for key in selection.expect_keys()}
         if self.format == "csv":
-            row = [cells[selection.id_column], *(cells[s.column] for s in selection.sets),
+            ids = [cells[name] for name in selection.id_cells(record)]
+            row = [*ids, *(cells[s.column] for s in selection.sets),
                    *(cell_text(value) for value in expect.values())]
             self._csv.writerow(row)
         else:

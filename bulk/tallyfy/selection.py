@@ -26,14 +26,12 @@ from bulk.tallyfy.expect import expect_converters
 from bulk.tallyfy.plan import prerun_values, same_value
 from bulk.tallyfy.targets import (
     EXPECT_PREFIX,
-    GROUPS,
     HEX32,
-    MEMBERSHIP_COLUMNS,
+    KEYED_FIELDS,
     PRERUN,
-    PRERUN_PREFIX,
-    USERS,
     Target,
 )
+from bulk.tallyfy.task_filters import status_matches, task_options_problem, task_statuses
 from bulk.tallyfy.values import (
     BadValue,
     Converter,
@@ -47,16 +45,20 @@ READ_ONLY = {
     "runs": ("id", "increment_id", "status", "checklist_id", "checklist_title", "started_by",
              "created_at", "started_at", "last_updated", "completed_at", "archived_at"),
     "templates": ("id", "created_at", "last_updated", "archived_at"),
+    "tasks": ("id", "run_id", "checklist_id", "status", "position", "is_oneoff_task",
+              "completed_at", "created_at", "last_updated"),
 }
 #: What a select without --set or --columns writes as expect.* columns.
 DEFAULT_COLUMNS = {
     "runs": ("name", "owner_id", "users", "groups"),
     "templates": ("title", "owner_id", "users", "groups"),
+    "tasks": ("title", "users", "guests", "groups"),
 }
 #: The id column `bulk select` writes (one `bulk apply` reads).
-ID_COLUMN = {"runs": "run_id", "templates": "checklist_id"}
-NAME_FIELD = {"runs": "name", "templates": "title"}
+ID_COLUMN = {"runs": "run_id", "templates": "checklist_id", "tasks": "task_id"}
+NAME_FIELD = {"runs": "name", "templates": "title", "tasks": "title"}
 
+KEYED_PREFIXES = tuple(f"{name}." for name in KEYED_FIELDS)
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 
 
@@ -93,7 +95,7 @@ class Where:
         current = current_value(record, self.field)
         if self.text == "":
             return current is None or current == "" or current == []
-        if self.field.startswith(PRERUN_PREFIX):
+        if self.field.startswith(KEYED_PREFIXES):
             return current == self.typed
         if self.typed is not self.text or isinstance(current, str):
             return same_value(self.field, current, self.typed)
@@ -114,10 +116,26 @@ class Selection:
     where: list[Where] = field(default_factory=list)
     sets: list[SetColumn] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)  # expect.* columns, in order
+    assignee: int | None = None  # tasks: a user id in the task's assignees
+    run: str | None = None  # tasks: of this run only
 
     @property
     def id_column(self) -> str:
         return ID_COLUMN[self.target.name]
+
+    def id_cells(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The address columns of one record (a task: run_id, empty for a one-off, task_id)."""
+        cells = {self.id_column: record["id"]}
+        parent = self.target.parent_column
+        return {parent: record.get(parent) or "", **cells} if parent else cells
+
+    def list_segments(self) -> tuple[str, ...]:
+        """The list to page through: the target's own, or a run's or a member's tasks."""
+        if self.target.name != "tasks":
+            return (self.target.path,)
+        if self.run:
+            return ("runs", self.run, "tasks")
+        return ("users", str(self.assignee), "tasks")
 
     def needed(self) -> set[str]:
         """Record keys the filters and the output read (a list item lacking one is re-read)."""
@@ -138,11 +156,21 @@ class Selection:
             keys.add("checklist_id")
         if self.name is not None:
             keys.add(NAME_FIELD[self.target.name])
-        return {PRERUN if key.startswith(PRERUN_PREFIX) else key for key in keys}
+        if self.assignee is not None:
+            keys.add("users")
+        return {key.partition(".")[0] if key.startswith(KEYED_PREFIXES) else key
+                for key in keys}
 
     def api_params(self) -> dict[str, str]:
         """What the list endpoint may narrow by (every filter is still applied locally)."""
         params: dict[str, str] = {}
+        if self.target.name == "tasks":
+            # The member's (or run's) task list; status= narrows the same way ours does.
+            if self.run and self.assignee is not None:
+                params["owners"] = str(self.assignee)
+            if self.statuses:
+                params["status"] = ",".join(self.statuses)
+            return params
         if self.target.name == "runs":
             # owners= matches the owner, any member and any task assignee: wider than either
             # filter, so it narrows the pages without losing a record.
@@ -167,7 +195,11 @@ class Selection:
             return False
         if self.group is not None and self.group not in (record.get("groups") or ()):
             return False
-        if self.statuses and record.get("status") not in self.statuses:
+        if self.statuses and not self._status_ok(record.get("status")):
+            return False
+        if self.assignee is not None and not _has_user(record.get("users"), self.assignee):
+            return False
+        if self.run and record.get("run_id") != self.run:
             return False
         if self.template and record.get("checklist_id") != self.template:
             return False
@@ -177,9 +209,16 @@ class Selection:
                 return False
         return all(where.matches(record) for where in self.where)
 
+    def _status_ok(self, status: Any) -> bool:
+        # Tasks also take "active" (not completed) and "all"; runs' statuses are exact.
+        if self.target.name == "tasks":
+            return status_matches(status, self.statuses)
+        return status in self.statuses
+
     def header(self) -> list[str]:
         expects = self.expect_keys()
-        return [self.id_column, *(s.column for s in self.sets),
+        parent = [self.target.parent_column] if self.target.parent_column else []
+        return [*parent, self.id_column, *(s.column for s in self.sets),
                 *(EXPECT_PREFIX + key for key in expects)]
 
     def expect_keys(self) -> list[str]:
@@ -199,13 +238,26 @@ def build_selection(
     where: Sequence[str] = (),
     sets: Sequence[str] = (),
     columns: str | None = None,
+    assignee: int | None = None,
+    run: str | None = None,
 ) -> Selection:
     """Check every option; raise SelectError (one line) for the first bad one."""
     runs_only = {"--status": statuses, "--template": template}
-    if target.name != "runs":
+    if target.name == "templates":
         for flag, value in runs_only.items():
             if value:
                 raise SelectError(f"{flag} applies to runs only (templates have no {flag[2:]})")
+    if target.name == "tasks":
+        problem = task_options_problem(owner, member, assignee, run)
+        if problem:
+            raise SelectError(problem)
+        statuses = task_statuses(statuses)
+    else:
+        for flag, value in {"--assignee": assignee, "--run": run}.items():
+            if value is not None:
+                raise SelectError(f"{flag} applies to tasks only")
+    if run is not None and not HEX32(run.strip().lower()):
+        raise SelectError(f"--run {run!r}: a run id is 32 hex characters")
     if group is not None and not HEX32(group.strip().lower()):
         raise SelectError(f"--group {group!r}: a group id is 32 hex characters")
     if template is not None and not HEX32(template.strip().lower()):
@@ -214,7 +266,7 @@ def build_selection(
         target, owner=owner, member=member,
         group=group.strip().lower() if group else None,
         statuses=tuple(statuses), template=template.strip().lower() if template else None,
-        name=name or None,
+        name=name or None, assignee=assignee, run=run.strip().lower() if run else None,
     )
     selection.where = [_where(target, text) for text in where]
     selection.sets = _sets(target, sets)
@@ -237,10 +289,12 @@ def readable(target: Target) -> list[str]:
 
 
 def _check_readable(target: Target, flag: str, name: str) -> None:
-    if name.startswith(PRERUN_PREFIX) and PRERUN in target.fields:
-        if HEX32(name[len(PRERUN_PREFIX):]):
+    if target.is_keyed_column(name):
+        if HEX32(name.partition(".")[2]):
             return
-        raise SelectError(f"{flag} {name!r}: kick-off fields are prerun.<32-hex timeline_id>")
+        if target.keyed == PRERUN:
+            raise SelectError(f"{flag} {name!r}: kick-off fields are prerun.<32-hex timeline_id>")
+        raise SelectError(f"{flag} {name!r}: form fields are {target.keyed}.<32-hex field id>")
     known = readable(target)
     if name not in known:
         close = difflib.get_close_matches(name, known, n=1)
@@ -253,7 +307,7 @@ def _where(target: Target, text: str) -> Where:
     _check_readable(target, "--where", name)
     spec = target.fields.get(name)
     if value == "" or spec is None or spec.kind == PRERUN:
-        typed: Any = prerun_value_text(value) if name.startswith(PRERUN_PREFIX) else value
+        typed: Any = prerun_value_text(value) if target.is_keyed_column(name) else value
         return Where(name, value, typed)
     try:
         typed = expect_converters(spec)[0](value)
@@ -268,17 +322,16 @@ def _sets(target: Target, texts: Sequence[str]) -> list[SetColumn]:
         name, value = _split("--set", text)
         if name in out:
             raise SelectError(f"--set {name}: given twice")
-        if name in MEMBERSHIP_COLUMNS:
-            kind = USERS if name.endswith("users") else GROUPS
-            convert, expect = delta_converters(kind)[0], None
-        elif name.startswith(PRERUN_PREFIX) and PRERUN in target.fields:
+        if name in target.delta_columns():
+            convert, expect = delta_converters(name.partition("_")[2])[0], None
+        elif target.is_keyed_column(name):
             _check_readable(target, "--set", name)
             name = name.lower()
             convert, expect = prerun_value_text, name
         elif name in target.fields and target.fields[name].kind != PRERUN:
             convert, expect = converters_for(target.fields[name])[0], name
         else:
-            known = [*target.fields, *MEMBERSHIP_COLUMNS]
+            known = [*target.fields, *target.delta_columns()]
             close = difflib.get_close_matches(name, known, n=1)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
             raise SelectError(f'--set: "{name}" is not a field {target.name} can change{hint}')
@@ -303,7 +356,7 @@ def _columns(target: Target, text: str) -> list[str]:
     if not names:
         raise SelectError("--columns: no field named (give f1,f2,...)")
     for name in names:
-        if name.startswith(PRERUN_PREFIX) and PRERUN in target.fields:
+        if target.is_keyed_column(name):
             _check_readable(target, "--columns", name)
             continue
         if name not in target.fields or target.fields[name].kind == PRERUN:
@@ -311,7 +364,7 @@ def _columns(target: Target, text: str) -> list[str]:
             hint = f' (did you mean "{close[0]}"?)' if close else ""
             raise SelectError(
                 f'--columns: "{name}" is not a field {target.name} can change{hint}')
-    return list(dict.fromkeys(name.lower() if name.startswith(PRERUN_PREFIX) else name
+    return list(dict.fromkeys(name.lower() if target.is_keyed_column(name) else name
                               for name in names))
 
 
@@ -343,8 +396,9 @@ def fill(template: str, record: dict[str, Any]) -> str:
 
 
 def current_value(record: dict[str, Any], name: str) -> Any:
-    if name.startswith(PRERUN_PREFIX):
-        return (prerun_values(record.get(PRERUN)) or {}).get(name[len(PRERUN_PREFIX):])
+    if name.startswith(KEYED_PREFIXES):
+        keyed, _, key = name.partition(".")
+        return (prerun_values(record.get(keyed)) or {}).get(key)
     return record.get(name)
 
 

@@ -1,4 +1,8 @@
-"""The targets a row can name (runs, templates) and the fields each one may change.
+"""The targets a row can name (runs, templates, tasks) and the fields each one may change.
+
+A target is a spec, not a fork of the applier: it says how a row's ids become the record's
+path, which membership lists every PUT re-sends and where they live in the record, which
+fields every PUT re-sends, and the name of its keyed values object (`prerun`, `taskdata`).
 
 The API silently drops keys it does not know and still answers 200, so every column is checked
 against the target's updatable fields before anything is sent (``check_columns``).
@@ -11,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from bulk.engine.errors import InputError
 
@@ -21,13 +26,18 @@ USER = "user"  # a user id
 URL = "url"
 USERS = "users"  # a whole list of user ids (replaces the current members)
 GROUPS = "groups"  # a whole list of group ids (replaces the current groups)
+GUESTS = "guests"  # a whole list of guest emails (task assignees)
+DATETIME = "datetime"  # an ISO-8601 date-time
+COUNT = "count"  # a non-negative integer
 STRINGS = "strings"  # a list of strings
-PRERUN = "prerun"  # an object keyed by kick-off field timeline_id
+PRERUN = "prerun"  # an object keyed by field id (a run's kick-off values, a task's taskdata)
 
 ADD_USERS, REMOVE_USERS = "add_users", "remove_users"
 ADD_GROUPS, REMOVE_GROUPS = "add_groups", "remove_groups"
 MEMBERSHIP_COLUMNS = (ADD_USERS, REMOVE_USERS, ADD_GROUPS, REMOVE_GROUPS)
 PRERUN_PREFIX = "prerun."
+#: The keyed values objects of the targets, by field name (each of kind PRERUN).
+KEYED_FIELDS = ("prerun", "taskdata")
 #: `expect.FIELD` columns (or a JSONL `expect` object) hold the value a field must have now
 #: for the row to be written; `clear` lists fields to empty (set to null).
 EXPECT, EXPECT_PREFIX = "expect", "expect."
@@ -51,10 +61,83 @@ class Target:
     id_columns: tuple[str, ...]
     fields: Mapping[str, FieldSpec]  # updatable fields, named exactly as the API names them
     required_on_put: tuple[str, ...] = ()
+    #: The lists every PUT re-sends whole (an absent one is wiped), merged with the row.
+    membership: tuple[str, ...] = ("users", "groups")
+    #: Where those lists live: at the top of the record (None), or inside this object, which
+    #: a PUT then sends whole (tasks: `owners`).
+    membership_object: str | None = None
+    #: A column naming the record's parent (tasks: `run_id`; empty for a one-off task).
+    parent_column: str | None = None
+    #: A record with this status is left alone unless the job says otherwise.
+    done_status: str | None = None
+    #: A change that would leave every membership list empty is refused for the row.
+    needs_someone: bool = False
+    #: The organization-wide list the job's preflight asks one item of (default: `path`;
+    #: tasks have no such list, and the runs list checks the same URL, token and org).
+    list_path: str | None = None
+
+    @property
+    def preflight_path(self) -> str:
+        return self.list_path or self.path
 
     def columns(self) -> tuple[str, ...]:
-        """Every column name this target accepts, kick-off columns aside."""
-        return (*self.id_columns, *self.fields, *MEMBERSHIP_COLUMNS)
+        """Every column name this target accepts, keyed-value columns aside."""
+        parent = (self.parent_column,) if self.parent_column else ()
+        return (*self.id_columns, *parent, *self.fields, *self.delta_columns())
+
+    def delta_columns(self) -> tuple[str, ...]:
+        """`add_users`, `remove_users`, ... for each membership list."""
+        return tuple(f"{op}_{name}" for name in self.membership for op in ("add", "remove"))
+
+    @property
+    def keyed(self) -> str | None:
+        """The keyed values field (`prerun`, `taskdata`), if the target has one."""
+        return next((s.name for s in self.fields.values() if s.kind == PRERUN), None)
+
+    def is_keyed_column(self, name: str) -> bool:
+        """`prerun.<id>` for runs, `taskdata.<id>` for tasks."""
+        keyed = self.keyed
+        return keyed is not None and name.startswith(keyed + ".")
+
+    def record_path(self, record_id: str) -> tuple[str, ...]:
+        """The API path segments of one record (a task's id may be `run_id/task_id`)."""
+        parent, _, own = record_id.rpartition("/")
+        if self.parent_column and parent:
+            return ("runs", parent, self.path, own)
+        return (self.path, own)
+
+    @staticmethod
+    def answer_id(record_id: str) -> str:
+        """The `id` the record's own answer shows."""
+        return record_id.rpartition("/")[2]
+
+    def view(self, record: Any) -> Any:
+        """The record with its membership lists at the top, as plans and filters read it."""
+        if self.membership_object is None or not isinstance(record, dict):
+            return record
+        inner = record.get(self.membership_object)
+        if not isinstance(inner, dict):
+            return record
+        flat = dict(record)
+        for name in self.membership:
+            if isinstance(inner.get(name), list):
+                flat[name] = inner[name]
+        return flat
+
+    def nest(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A PUT body with the membership lists where the API wants them (all of them)."""
+        if self.membership_object is None:
+            return body
+        inner = {name: body.pop(name) for name in self.membership}
+        body[self.membership_object] = inner
+        return body
+
+    def shown_fields(self, names: Sequence[str]) -> tuple[str, ...]:
+        """What an answer must show for these (flat) fields."""
+        if self.membership_object is None:
+            return tuple(names)
+        out = [self.membership_object if name in self.membership else name for name in names]
+        return tuple(dict.fromkeys(out))
 
 
 
@@ -109,7 +192,36 @@ TEMPLATES = Target(
     required_on_put=("title",),
 )
 
-TARGETS: dict[str, Target] = {"runs": RUNS, "templates": TEMPLATES}
+# Tasks: `owners` {users, guests, groups} replaces all three lists on a PUT, and one-off
+# tasks refuse an update without title, deadline and owners: all are always sent.
+TASKS = Target(
+    name="tasks",
+    path="tasks",
+    list_path="runs",
+    id_columns=("task_id",),
+    fields=_fields(
+        FieldSpec("title", TEXT, max_length=600, non_empty=True),
+        FieldSpec("summary", TEXT),
+        FieldSpec("deadline", DATETIME),
+        FieldSpec("started_at", DATETIME),
+        FieldSpec("top_secret", BOOL),
+        FieldSpec("webhook", URL),
+        FieldSpec("prevent_guest_comment", BOOL),
+        FieldSpec("max_assignable", COUNT),
+        FieldSpec("users", USERS),
+        FieldSpec("guests", GUESTS),
+        FieldSpec("groups", GROUPS),
+        FieldSpec("taskdata", PRERUN),
+    ),
+    required_on_put=("title", "deadline"),
+    membership=("users", "guests", "groups"),
+    membership_object="owners",
+    parent_column="run_id",
+    done_status="completed",
+    needs_someone=True,
+)
+
+TARGETS: dict[str, Target] = {"runs": RUNS, "templates": TEMPLATES, "tasks": TASKS}
 
 
 # -- columns ----------------------------------------------------------------------------------
@@ -132,17 +244,18 @@ def check_columns(target: Target, columns: Sequence[str], source: str) -> str:
         name = column[len(prefix) :]
         if prefix and name in target.fields:
             continue
-        if name.startswith(PRERUN_PREFIX) and PRERUN in target.fields:
-            key = name[len(PRERUN_PREFIX) :].lower()
+        if target.is_keyed_column(name):
+            key = name[len(f"{target.keyed}.") :].lower()
             seen = prerun_keys[prefix]
+            what = "kick-off" if target.keyed == PRERUN else "form"
+            key_name = "timeline_id" if target.keyed == PRERUN else "field id"
             if not HEX32(key):
-                unknown.append(
-                    f'"{column}" (kick-off columns are {prefix}prerun.<32-hex timeline_id>)'
-                )
+                unknown.append(f'"{column}" ({what} columns are '
+                               f"{prefix}{target.keyed}.<32-hex {key_name}>)")
             elif key in seen:
                 raise InputError(
                     f'{source}: columns "{seen[key]}" and "{column}" '
-                    "name the same kick-off field"
+                    f"name the same {what} field"
                 )
             else:
                 seen[key] = column
@@ -166,8 +279,12 @@ def check_columns(target: Target, columns: Sequence[str], source: str) -> str:
 
 
 def _describe_unknown(target: Target, column: str, known: Sequence[str]) -> str:
+    if target.membership_object and column.strip().lower() == target.membership_object:
+        lists = ", ".join(target.membership)
+        return (f'"{column}" (give {lists} to replace a list, or add_/remove_ columns; the '
+                f"whole {column} object is always sent)")
     for other in TARGETS.values():
-        kick_off = PRERUN in other.fields and column.startswith(PRERUN_PREFIX)
+        kick_off = other.is_keyed_column(column)
         if other is not target and (column in other.columns() or kick_off):
             return f'"{column}" (a {other.name} column: is the target right?)'
     lowered = {name.lower(): name for name in known}
@@ -181,16 +298,21 @@ def _describe_unknown(target: Target, column: str, known: Sequence[str]) -> str:
 __all__ = [
     "BOOL",
     "CLEAR",
+    "COUNT",
+    "DATETIME",
     "EXPECT",
     "EXPECT_PREFIX",
     "GROUPS",
+    "GUESTS",
     "HEX32",
+    "KEYED_FIELDS",
     "MEMBERSHIP_COLUMNS",
     "PRERUN",
     "PRERUN_PREFIX",
     "RUNS",
     "STRINGS",
     "TARGETS",
+    "TASKS",
     "TEMPLATES",
     "TEXT",
     "URL",

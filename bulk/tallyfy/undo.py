@@ -31,8 +31,8 @@ from bulk.tallyfy.selection import ID_COLUMN, cell_text
 from bulk.tallyfy.targets import (
     CLEAR,
     EXPECT_PREFIX,
+    KEYED_FIELDS,
     PRERUN,
-    PRERUN_PREFIX,
     TARGETS,
     TEXT,
     URL,
@@ -119,19 +119,19 @@ def undo_row(target: Target, entry: Entry) -> UndoRow | None:
     row = UndoRow(entry.record_id)
     for name, written in after.items():
         was = before.get(name)
-        if name in ("users", "groups"):
-            added, removed = _delta(was or [], written or [], name == "users")
+        if name in target.membership:
+            added, removed = _delta(was or [], written or [], name)
             if added:
                 row.membership[f"remove_{name}"] = added
             if removed:
                 row.membership[f"add_{name}"] = removed
-        elif name == PRERUN:
+        elif name in KEYED_FIELDS:
             was_values = prerun_values(was) or {}
             for key, value in (prerun_values(written) or {}).items():
                 if key not in was_values:
-                    raise _CannotUndo(f"no before-value of kick-off field {key}")
+                    raise _CannotUndo(f"no before-value of {name} field {key}")
                 row.prerun[key] = was_values[key]
-                row.expect[PRERUN_PREFIX + key] = value
+                row.expect[f"{name}.{key}"] = value
         else:
             spec = target.fields.get(name)
             if spec is None:
@@ -146,11 +146,13 @@ def undo_row(target: Target, entry: Entry) -> UndoRow | None:
     return row
 
 
-def _delta(was: list[Any], now: list[Any], users: bool) -> tuple[list[Any], list[Any]]:
+def _delta(was: list[Any], now: list[Any], name: str) -> tuple[list[Any], list[Any]]:
     """(ids the job added, ids it removed), in their list order."""
 
     def norm(value: Any) -> str:
-        return str(int(value)) if users and str(value).isdigit() else str(value)
+        if name == "users" and str(value).isdigit():
+            return str(int(value))
+        return str(value).lower() if name == "guests" else str(value)
 
     was_keys, now_keys = {norm(v) for v in was}, {norm(v) for v in now}
     added = [v for v in now if norm(v) not in was_keys]
@@ -183,13 +185,18 @@ class _Writer:
                                    extrasaction="raise")
         self._csv.writeheader()
 
+    def _ids(self, record_id: str) -> dict[str, str]:
+        parent, _, own = record_id.rpartition("/")
+        ids = {self.id_column: own}
+        return {self.target.parent_column: parent, **ids} if self.target.parent_column else ids
+
     def _object(self, row: UndoRow) -> dict[str, Any]:
-        out: dict[str, Any] = {self.id_column: row.record_id, **row.set}
+        out: dict[str, Any] = {**self._ids(row.record_id), **row.set}
         if row.clear:
             out[CLEAR] = row.clear
         out.update(row.membership)
         if row.prerun:
-            out[PRERUN] = row.prerun
+            out[self.target.keyed or PRERUN] = row.prerun
         if row.expect:
             out["expect"] = row.expect
         return out
@@ -197,9 +204,10 @@ class _Writer:
     def _write_csv(self, number: int, row: UndoRow) -> None:
         # A CSV cell cannot say "empty string" or "expected null" (an empty cell means
         # "unchanged" / "no expectation"): such a row needs JSONL.
-        cells: dict[str, str] = {self.id_column: row.record_id}
+        cells: dict[str, str] = self._ids(row.record_id)
+        keyed = f"{self.target.keyed or PRERUN}."
         values: dict[str, Any] = {**row.set, **row.membership,
-                                  **{PRERUN_PREFIX + k: v for k, v in row.prerun.items()},
+                                  **{keyed + k: v for k, v in row.prerun.items()},
                                   **{EXPECT_PREFIX + k: v for k, v in row.expect.items()}}
         if row.clear:
             values[CLEAR] = ";".join(row.clear)
@@ -220,9 +228,11 @@ class _Writer:
 
 
 def _csv_columns(target: Target, id_column: str) -> list[str]:
-    plain = [name for name in target.fields if name not in ("users", "groups", PRERUN)]
-    return [id_column, *plain, CLEAR, "add_users", "remove_users", "add_groups",
-            "remove_groups", *(EXPECT_PREFIX + name for name in plain)]
+    plain = [name for name in target.fields
+             if name not in target.membership and name not in KEYED_FIELDS]
+    parent = [target.parent_column] if target.parent_column else []
+    return [*parent, id_column, *plain, CLEAR, *target.delta_columns(),
+            *(EXPECT_PREFIX + name for name in plain)]
 
 
 @contextlib.contextmanager

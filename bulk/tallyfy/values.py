@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from bulk.engine.reader import MAX_JSON_DEPTH, json_too_deep
 from bulk.tallyfy.targets import (
     BOOL,
+    COUNT,
+    DATETIME,
     GROUPS,
+    GUESTS,
     HEX32,
     PRERUN,
     STRINGS,
@@ -41,6 +45,7 @@ _JSON = json.JSONDecoder(parse_constant=_refuse_constant).decode
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)").search
 _CONTROL_NAMES = {0: "NUL", 0x1B: "ESC", 0x7F: "DEL"}
 _TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+").fullmatch
 _BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
@@ -59,7 +64,7 @@ Converter = Callable[[Any], Any]
 def converters_for(spec: FieldSpec) -> tuple[Converter, Converter]:
     if spec.kind == TEXT:
         return _text_converters(spec)
-    if spec.kind in (USERS, GROUPS):
+    if spec.kind in (USERS, GROUPS, GUESTS):
         return _list_converters(spec.kind, whole=True)
     return _SIMPLE[spec.kind]
 
@@ -183,9 +188,47 @@ def _strings_json(value: Any) -> list[str]:
     return [_string_item(item) for item in value]
 
 
+def _guest(value: Any) -> str:
+    # Guests are people outside the org, named by email: kept as written (an undo puts
+    # back exactly what was there), compared without case (plan.py).
+    if value.__class__ is str and _EMAIL(value.strip()):
+        return value.strip()
+    raise BadValue(f"expected a guest's email address, got {show(value)}")
+
+
+def _datetime_text(value: str) -> str:
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or "T" not in text:
+        raise BadValue(f"expected an ISO-8601 date-time (2026-03-31T17:00:00Z), got {show(value)}")
+    return text
+
+
+def _datetime_json(value: Any) -> str:
+    if value.__class__ is not str:
+        raise BadValue(f"expected an ISO-8601 date-time string, got {show(value)}")
+    return _datetime_text(value)
+
+
+def _count_text(value: str) -> int:
+    digits = value.strip()
+    if digits.isascii() and digits.isdigit():
+        return int(digits)
+    raise BadValue(f"expected a whole number (0 or more), got {show(value)}")
+
+
+def _count_json(value: Any) -> int:
+    if value.__class__ is int and value >= 0:
+        return value
+    raise BadValue(f"expected a whole number (0 or more), got {show(value)}")
+
+
 def _list_converters(kind: str, *, whole: bool) -> tuple[Converter, Converter]:
-    item = _user_json if kind == USERS else _group
-    noun = "user ids" if kind == USERS else "group ids"
+    item = {USERS: _user_json, GROUPS: _group, GUESTS: _guest}[kind]
+    noun = {USERS: "user ids", GROUPS: "group ids", GUESTS: "guest emails"}[kind]
 
     def check(items: list[Any]) -> list[Any]:
         # Members are a set: a repeated id means nothing more, so it is dropped, order kept.
@@ -292,6 +335,8 @@ _SIMPLE: dict[str, tuple[Converter, Converter]] = {
     URL: (_url, _url),
     STRINGS: (_strings_text, _strings_json),
     PRERUN: (_prerun_text, _prerun_object),
+    DATETIME: (_datetime_text, _datetime_json),
+    COUNT: (_count_text, _count_json),
 }
 
 

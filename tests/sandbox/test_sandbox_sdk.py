@@ -44,3 +44,41 @@ async def test_sdk_reads_renames_with_the_wipe_and_lists_page_by_page(sandbox, w
     assert sandbox.stats.statuses == {200: 2 + 5}
     assert all(e.path.startswith("/api/" if with_api else "/organizations/")
                for e in sandbox.stats.journal)
+
+
+async def test_sdk_update_task_owners_replaces_every_assignee_list(sandbox):
+    """The official SDK's update_task(owners=...) sends what it is given: a caller adding
+    one user (owners={"users": [new]}) detaches every other user, guest and group."""
+    org, store = sandbox.org_id, sandbox.store
+    task = next(t for t in store.tasks.values() if t["run_id"] and t["owners"]["users"])
+    group = next(iter(store.groups))
+    task["owners"] = {"users": list(task["owners"]["users"]), "guests": ["pat@x.example.org"],
+                      "groups": [group]}
+    old_users = list(task["owners"]["users"])
+    newcomer = next(m for m in store.members if m not in old_users)
+    one_off = next(t for t in store.tasks.values() if t["run_id"] is None)
+    one_off_title = one_off["title"]
+
+    def use_the_sdk():
+        with TallyfySDK(api_key=sandbox.token, base_url=sandbox.url, max_retries=0) as sdk:
+            read = sdk.get_task(org, task["run_id"], task["id"])
+            updated = sdk.update_task(org, task["run_id"], task["id"],
+                                      owners={"users": [newcomer]})
+            try:
+                sdk.update_standalone_task(org, one_off["id"], title="Renamed by the SDK")
+            except Exception as exc:  # the SDK raises its own error types
+                refused: Exception | None = exc
+            else:
+                refused = None
+            return read, updated, refused
+
+    read, updated, refused = await asyncio.to_thread(use_the_sdk)
+
+    assert read.id == task["id"]
+    assert updated.id == task["id"]
+    # what the caller meant as "add one assignee" replaced all three lists
+    assert task["owners"] == {"users": [newcomer], "guests": [], "groups": []}
+    assert not set(old_users) & set(task["owners"]["users"])
+    # a one-off task refuses an update without title, deadline and owners (422)
+    assert refused is not None and one_off["title"] == one_off_title
+    assert 422 in sandbox.stats.statuses
