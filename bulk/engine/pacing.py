@@ -120,8 +120,13 @@ class Pacer:
                 delay = tat - (self.burst - 1) * interval - now
                 if delay > _EPSILON:
                     self._saturated = True
-                    # Then look again: a 429 may have paused everyone meanwhile.
-                    await self._clock.sleep(delay)
+                    rate = self.rate
+                    self._maybe_probe(now)  # held back by the pace: it may climb now
+                    if self.rate != rate:
+                        continue
+                    # Then look again: a 429 may have paused everyone meanwhile, and the
+                    # pace may climb before this slot comes (never sleep past a probe).
+                    await self._clock.sleep(min(delay, self._probe_every()))
                     continue
                 self._tat = tat + interval
                 break
@@ -207,7 +212,7 @@ class Pacer:
         if self._changed_at is None:
             self._changed_at = now
             return
-        every = self.PROBE_EVERY if self._found else self.CLIMB_EVERY
+        every = self._probe_every()
         if now - self._changed_at < every or now < self._cooldown_until:
             return
         if not self._saturated or self.rate >= self.max_rate:
@@ -222,7 +227,17 @@ class Pacer:
             rate = self.rate * self.CLIMB
         self._set_rate(min(self.max_rate, rate), now)
 
+    def _probe_every(self) -> float:
+        if self.rate >= self.max_rate:
+            return float("inf")
+        return self.PROBE_EVERY if self._found else self.CLIMB_EVERY
+
     def _set_rate(self, rate: float, now: float) -> None:
+        if self._tat is not None and self._tat > now:
+            # Slots already handed out are a debt counted in the old pace's intervals:
+            # re-priced at the new pace, or a burst taken at a low starting pace would
+            # hold everyone back for burst/start seconds however fast the pace climbs.
+            self._tat = now + (self._tat - now) * self.rate / rate
         self.rate = rate
         self._changed_at = now
         self._saturated = False

@@ -185,3 +185,17 @@ async def test_event_callbacks_for_a_report() -> None:
     pacer.refused(3.0, sent_at=clock.t)
     assert events == [("429", 100.0), ("pause", 100.0, 3.0)]
     assert pacer.paused_seconds == 3.0
+
+
+async def test_a_burst_taken_at_the_starting_pace_does_not_stall_the_climb() -> None:
+    # 100 slots at once at the starting 10/s are a debt of 10 s. Left in the old pace's
+    # intervals, it held everyone back after each doubling (300 slots took ~11 s); re-priced
+    # at each new pace, the climb goes on, and the head of the queue wakes for each probe.
+    clock = ManualClock()
+    pacer = Pacer(1000.0, burst=100, clock=clock, start=10.0)
+    began = clock.now()
+    for _ in range(300):
+        await pacer.acquire()
+        pacer.accepted()
+    assert clock.now() - began < 3.0
+    assert pacer.rate >= 320.0
