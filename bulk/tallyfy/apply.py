@@ -391,12 +391,13 @@ def _rehearsal_ledger(ledger: Ledger) -> bool:
     return True
 
 
-def make_pacer(options: ApplyOptions, clock: Clock) -> Pacer:
-    """The job's pacer: it starts at the default pace (or below, if asked) and finds the
-    quota from there; a rate given is a ceiling, "auto" climbs as far as the API lets it."""
-    auto = options.rate == "auto"
-    rate = DEFAULT_RATE if auto else float(options.rate)
-    return Pacer(rate, options.burst, clock, auto=auto, start=min(rate, DEFAULT_RATE))
+def make_pacer(rate: float | str, burst: int, clock: Clock) -> Pacer:
+    """A job's pacer (apply and select alike): it starts at the default pace (or below, if
+    asked) and finds the quota from there; a rate given is a ceiling, "auto" climbs as far
+    as the API lets it."""
+    auto = rate == "auto"
+    ceiling = DEFAULT_RATE if auto else float(rate)
+    return Pacer(ceiling, burst, clock, auto=auto, start=min(ceiling, DEFAULT_RATE))
 
 
 async def execute(
@@ -409,7 +410,7 @@ async def execute(
     """Run a prepared job against the API; returns the summary (ledger left open)."""
     options = job.options
     clock = clock or LoopClock()
-    pacer = make_pacer(options, clock)
+    pacer = make_pacer(options.rate, options.burst, clock)
     # What held the job back, as it happens, for `bulk report`.
     record = job.ledger.record_event
     pacer.on_429 = lambda _at: record("429")

@@ -25,7 +25,7 @@ from bulk.engine.errors import ConfigError, HttpError, TransportError
 from bulk.engine.http import Answer
 from bulk.engine.pacing import Pacer
 from bulk.engine.retry import RetryPolicy
-from bulk.tallyfy.apply import DEFAULT_BURST, DEFAULT_RATE
+from bulk.tallyfy.apply import DEFAULT_BURST, DEFAULT_RATE, make_pacer
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.selection import SelectError, Selection, cell_text, current_value
@@ -45,7 +45,7 @@ class SelectOptions:
     output: Path
     format: str | None = None  # from the output's extension when None
     limit: int | None = None
-    rate: float = DEFAULT_RATE
+    rate: float | str = DEFAULT_RATE  # requests/s (a ceiling), or "auto"
     burst: int = DEFAULT_BURST
     max_attempts: int = 5
     timeout: float = 30.0
@@ -126,7 +126,7 @@ async def select(
     progress = progress or Progress(None)
     summary = SelectSummary(options.output, selection.target.name)
     started = time.monotonic()
-    pacer = Pacer(options.rate, options.burst, clock)
+    pacer = make_pacer(options.rate, options.burst, clock)
     policy = options.policy
     needed = selection.needed()
     try:

@@ -233,8 +233,9 @@ def test_cli_select_then_apply(threaded_sandbox, tmp_path) -> None:
     env = env_for(threaded_sandbox)
     path = tmp_path / "sel.csv"
     runner = CliRunner()
+    # --rate auto, as apply takes it (it once reached the pacer as the string "auto").
     result = runner.invoke(main, ["select", "runs", "--status", "problem", "-o", str(path),
-                                  "--set", "starred=true", "--rate", "1000", "-q"], env=env,
+                                  "--set", "starred=true", "--rate", "auto", "-q"], env=env,
                            catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert result.output.startswith("selected ")
