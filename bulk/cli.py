@@ -130,6 +130,37 @@ def _span(key: str) -> str:
     return spec.span if isinstance(spec, Bounds) else "|".join(spec.values)
 
 
+def _api_options(*, workers: bool, per: str) -> Any:
+    """--org, --base-url and the pacing options, written once for apply, select and undo
+    (their ranges come from the same table job files are checked against)."""
+    options = [
+        click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID)."),
+        click.option("--base-url",
+                     help="API base URL (default: $TALLYFY_BASE_URL or production)."),
+    ]
+    if workers:
+        options.append(click.option("--concurrency", type=_spec_type("concurrency"),
+                                    help=f"Workers (default 8; {_span('concurrency')})."))
+    options += [
+        click.option("--rate", type=_spec_type("rate"),
+                     help="Most requests per second, or 'auto' to find the quota "
+                          f"(default 10; {_span('rate')})."),
+        click.option("--burst", type=_spec_type("burst"),
+                     help=f"Requests allowed at once (default 2; {_span('burst')})."),
+        click.option("--max-attempts", type=_spec_type("max_attempts"),
+                     help=f"Tries per {per} (default 5; {_span('max_attempts')})."),
+        click.option("--timeout", type=_spec_type("timeout"),
+                     help=f"Seconds per request (default 30; {_span('timeout')})."),
+    ]
+
+    def decorate(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bulk")
 def main() -> None:
@@ -152,19 +183,7 @@ def main() -> None:
               help="What the rows name: runs (processes), templates (checklists) or tasks.")
 @click.option("--ledger", type=_File(dir_okay=True),
               help="Result ledger (default: <input>.ledger.db).")
-@click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
-@click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
-@click.option("--concurrency", type=_spec_type("concurrency"),
-              help=f"Workers (default 8; {_span('concurrency')}).")
-@click.option("--rate", type=_spec_type("rate"),
-              help=f"Most requests per second, or 'auto' to find the quota "
-                   f"(default 10; {_span('rate')}).")
-@click.option("--burst", type=_spec_type("burst"),
-              help=f"Requests allowed at once (default 2; {_span('burst')}).")
-@click.option("--max-attempts", type=_spec_type("max_attempts"),
-              help=f"Tries per row (default 5; {_span('max_attempts')}).")
-@click.option("--timeout", type=_spec_type("timeout"),
-              help=f"Seconds per request (default 30; {_span('timeout')}).")
+@_api_options(workers=True, per="row")
 @click.option("--outage-limit", type=_spec_type("outage_limit"),
               help="Seconds the API may stay unreachable before the job stops "
                    f"(default 600; {_span('outage_limit')}).")
@@ -238,16 +257,7 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
                    "with expect.FIELD holding the current value (repeatable).")
 @click.option("--columns", metavar="F1,F2", help="Fields written as expect.* columns "
               "(default without --set: the main fields).")
-@click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
-@click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
-@click.option("--rate", type=_spec_type("rate"),
-              help=f"Requests per second (default 10; {_span('rate')}).")
-@click.option("--burst", type=_spec_type("burst"),
-              help=f"Requests allowed at once (default 2; {_span('burst')}).")
-@click.option("--max-attempts", type=_spec_type("max_attempts"),
-              help=f"Tries per request (default 5; {_span('max_attempts')}).")
-@click.option("--timeout", type=_spec_type("timeout"),
-              help=f"Seconds per request (default 30; {_span('timeout')}).")
+@_api_options(workers=False, per="request")
 @click.option("--quiet", "-q", is_flag=True, default=None, help="No progress line.")
 def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
     """Find runs, templates or tasks by filters and write them as a `bulk apply` input.
@@ -290,18 +300,7 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
               help="Run the undo at once (like bulk apply, with its own ledger).")
 @click.option("--ledger", "undo_ledger", type=_File(),
               help="With --apply: the undo's ledger (default: <undo file>.ledger.db).")
-@click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID).")
-@click.option("--base-url", help="API base URL (default: $TALLYFY_BASE_URL or production).")
-@click.option("--concurrency", type=_spec_type("concurrency"),
-              help=f"Workers (default 8; {_span('concurrency')}).")
-@click.option("--rate", type=_spec_type("rate"),
-              help=f"Requests per second (default 10; {_span('rate')}).")
-@click.option("--burst", type=_spec_type("burst"),
-              help=f"Requests allowed at once (default 2; {_span('burst')}).")
-@click.option("--max-attempts", type=_spec_type("max_attempts"),
-              help=f"Tries per row (default 5; {_span('max_attempts')}).")
-@click.option("--timeout", type=_spec_type("timeout"),
-              help=f"Seconds per request (default 30; {_span('timeout')}).")
+@_api_options(workers=True, per="row")
 @click.option("--retry-failed", is_flag=True, default=None, help="On resume, retry failed rows.")
 @click.option("--fresh", is_flag=True, default=None, help="Start the undo's ledger over.")
 @click.option("--dry-run", is_flag=True, default=None, help="With --apply: plan, write nothing.")
