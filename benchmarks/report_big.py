@@ -78,8 +78,9 @@ def build_ledger(path: Path, rows: int, seed: int = 1) -> None:
 
     db = sqlite3.connect(path)
     with db:
-        db.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       entries())
+        db.executemany("INSERT INTO rows (row, record_id, status, http_status, attempts, "
+                       "error, request_id, before, after, input, started_at, updated_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", entries())
         events = []
         for minute in range(0, 120, 5):  # a 429 storm and a pause every five minutes
             at = start + timedelta(minutes=minute, seconds=17)
