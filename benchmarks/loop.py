@@ -12,14 +12,13 @@ Each client runs in a process of its own against the sandbox in another (as for 
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from benchmarks._measure import BURST, RATE, measure_apply
+from benchmarks._piece import run_piece
 from benchmarks._procs import Sandbox, run_client
 
 FULL = {"records": 20_000, "undo_rows": 10_000}
@@ -150,17 +149,7 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes")
-    args = parser.parse_args(argv)
-
-    def say(message: str) -> None:
-        print(f"bench: {message}", file=sys.stderr, flush=True)
-
-    with tempfile.TemporaryDirectory(prefix="bulk-bench-loop-") as tmp:
-        results = measure(Path(tmp), quick=args.quick, say=say)
-    print(render(results))
-    return 0
+    return run_piece(__doc__, "bulk-bench-loop-", measure, render, argv)
 
 
 if __name__ == "__main__":

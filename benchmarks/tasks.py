@@ -12,15 +12,14 @@ handover should leave: the count of tasks that lost an assignee nobody asked to 
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from benchmarks._measure import BURST, RATE
+from benchmarks._piece import run_piece
 from benchmarks._procs import Sandbox, run_client
 
 FULL = {"runs": 3_000, "apply_rows": 2_000, "sdk_rows": 300}
@@ -149,17 +148,7 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes")
-    args = parser.parse_args(argv)
-
-    def say(message: str) -> None:
-        print(f"bench: {message}", file=sys.stderr, flush=True)
-
-    with tempfile.TemporaryDirectory(prefix="bulk-bench-tasks-") as tmp:
-        results = measure(Path(tmp), quick=args.quick, say=say)
-    print(render(results))
-    return 0
+    return run_piece(__doc__, "bulk-bench-tasks-", measure, render, argv)
 
 
 if __name__ == "__main__":
