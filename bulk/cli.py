@@ -45,6 +45,18 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
+def _exit_with(call: Any, interrupted: str) -> None:
+    """Run a command's library call and exit with its code; a usage, configuration or
+    input problem is one line (exit 2), a Ctrl-C before anything was done exit 130."""
+    try:
+        code = call()
+    except (ConfigError, InputError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail(interrupted, EXIT_INTERRUPTED)
+    sys.exit(code)
+
+
 class _Statuses(click.Choice):
     """The ledger's statuses, looked up only when an option of this type is used."""
 
@@ -224,13 +236,8 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
     from bulk.run import apply_command
 
     flags.update(input=input_path, format=input_format)
-    try:
-        code = apply_command(job_file, flags)
-    except (ConfigError, InputError) as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted before the first row; nothing was sent", EXIT_INTERRUPTED)
-    sys.exit(code)
+    _exit_with(lambda: apply_command(job_file, flags),
+               "interrupted before the first row; nothing was sent")
 
 
 @main.command(name="select")
@@ -279,13 +286,7 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
     from bulk.commands import select_command
 
     flags["set"] = set_
-    try:
-        code = select_command(target, flags)
-    except (ConfigError, InputError) as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("select interrupted; nothing written", EXIT_INTERRUPTED)
-    sys.exit(code)
+    _exit_with(lambda: select_command(target, flags), "select interrupted; nothing written")
 
 
 @main.command()
@@ -326,13 +327,8 @@ def undo(ledger: Path, apply_now: bool, undo_ledger: Path | None, **flags: Any) 
     from bulk.commands import undo_command
 
     flags.update(apply=apply_now, ledger=undo_ledger)
-    try:
-        code = undo_command(ledger, flags)
-    except (ConfigError, InputError) as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted before the first row; nothing was sent", EXIT_INTERRUPTED)
-    sys.exit(code)
+    _exit_with(lambda: undo_command(ledger, flags),
+               "interrupted before the first row; nothing was sent")
 
 
 @main.command()
