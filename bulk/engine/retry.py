@@ -101,12 +101,6 @@ class RetryPolicy:
             return exc.retry_after  # a 503 may say when to come back, too
         return self.backoff(attempt)
 
-    def cooldown_for_429(self, exc: HttpError, attempt: int) -> float:
-        """The shared pause a 429 imposes: its Retry-After, else our own backoff."""
-        if exc.retry_after is not None:
-            return exc.retry_after
-        return max(self.backoff(attempt), self.base)
-
     def retrying(self, clock: Clock) -> AsyncRetrying:
         """A fresh tenacity controller (they hold per-call state, so never share one)."""
 

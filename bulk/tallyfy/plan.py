@@ -24,8 +24,6 @@ from bulk.tallyfy.targets import KEYED_FIELDS, Target
 if TYPE_CHECKING:  # fields.py needs this module (through expect.py) at import time
     from bulk.tallyfy.fields import Change
 
-MEMBERSHIP = ("users", "groups")  # of runs and templates; a target says its own
-
 
 class PlanError(Exception):
     """The row cannot be applied safely to this record; nothing is sent."""

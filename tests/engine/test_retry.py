@@ -139,16 +139,6 @@ def test_wait_after_a_transport_error_is_the_backoff():
         assert 0.0 <= wait <= 0.5 * 2 ** (attempt - 1)
 
 
-def test_cooldown_for_a_429():
-    policy = RetryPolicy(base=0.5, cap=30.0)
-    assert policy.cooldown_for_429(HttpError(429, retry_after=3.0), 1) == 3.0
-    assert policy.cooldown_for_429(HttpError(429, retry_after=0.0), 1) == 0.0
-    # No Retry-After: our own backoff, never less than `base`.
-    assert policy.cooldown_for_429(HttpError(429), 1) == 0.5
-    for _ in range(20):
-        assert 0.5 <= policy.cooldown_for_429(HttpError(429), 3) <= 2.0
-
-
 # -- RetryPolicy.retrying: the loop itself ------------------------------------------
 
 
