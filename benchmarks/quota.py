@@ -29,7 +29,7 @@ from pathlib import Path
 import looptime
 
 from bulk.sandbox import Sandbox, SandboxConfig
-from bulk.tallyfy.apply import ApplyOptions, execute, prepare
+from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import Connection, Secret
 
 QUOTAS = (5, 20, 60, 200)

@@ -233,7 +233,7 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
     --outage-limit, every row failing alike, --max-failures reached);
     130 interrupted (run the same command again to resume).
     """
-    from bulk.run import apply_command
+    from bulk.commands.apply import apply_command
 
     flags.update(input=input_path, format=input_format)
     _exit_with(lambda: apply_command(job_file, flags),
@@ -283,7 +283,7 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
     Exit codes: 0 written; 1 the list could not be read to its end (nothing written);
     2 a bad option, --set, --where or --columns (nothing sent); 3 authentication failed.
     """
-    from bulk.commands import select_command
+    from bulk.commands.select import select_command
 
     flags["set"] = set_
     _exit_with(lambda: select_command(target, flags), "select interrupted; nothing written")
@@ -324,7 +324,7 @@ def undo(ledger: Path, apply_now: bool, undo_ledger: Path | None, **flags: Any) 
     \b
     Exit codes: as bulk apply; 1 also when some rows cannot be undone (listed).
     """
-    from bulk.commands import undo_command
+    from bulk.commands.undo import undo_command
 
     flags.update(apply=apply_now, ledger=undo_ledger)
     _exit_with(lambda: undo_command(ledger, flags),
@@ -341,7 +341,7 @@ def status(ledger: Path) -> None:
       bulk status renames.csv.ledger.db
     """
     from bulk.engine.ledger import open_existing
-    from bulk.report import status_lines
+    from bulk.ledger_views.status_export import status_lines
 
     try:
         book = open_existing(ledger)
@@ -373,7 +373,7 @@ def export(ledger: Path, only: str | None, cause: str | None, out_format: str,
       bulk apply --input retry.csv --target runs
     """
     from bulk.engine.ledger import open_existing
-    from bulk.report import export_to
+    from bulk.ledger_views.status_export import export_to
 
     try:
         with open_existing(ledger) as book:
@@ -410,7 +410,7 @@ def report(ledger: Path, output: Path | None) -> None:
     Example:
       bulk report renames.csv.ledger.db -o report.html
     """
-    from bulk.reporting.html import write_report
+    from bulk.ledger_views.html_report.html import write_report
 
     target = output or ledger.with_name(ledger.name + ".html")
     try:

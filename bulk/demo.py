@@ -14,14 +14,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from bulk.commands.apply import options_from_settings
 from bulk.engine.errors import ConfigError
 from bulk.jobfile import load_job_file
+from bulk.ledger_views.status_export import export_jsonl, status_lines
 from bulk.progress import TerminalProgress
-from bulk.report import export_jsonl, status_lines
-from bulk.run import options_from_settings
 from bulk.samples import JOBS, ORG
 from bulk.sandbox import Faults, Sandbox, SandboxConfig
-from bulk.tallyfy.apply import execute, prepare
+from bulk.tallyfy.apply_job import execute, prepare
 from bulk.tallyfy.connection import Connection, Secret
 from bulk.tallyfy.undo import write_undo
 
@@ -70,7 +70,7 @@ async def _demo(job_name: str, options: Any, *, quiet: bool, out: TextIO) -> int
             removals = _asked_removals(prepared.ledger)
         finally:
             prepared.ledger.close()
-        from bulk.reporting.html import write_report
+        from bulk.ledger_views.html_report.html import write_report
 
         report = options.ledger_path.with_name(f"{job_name}.report.html")
         write_report(options.ledger_path, report)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from bulk.tallyfy.targets import KEYED_FIELDS, Target
 
 if TYPE_CHECKING:  # fields.py needs this module (through expect.py) at import time
-    from bulk.tallyfy.fields import Change
+    from bulk.tallyfy.rows import Change
 
 
 class PlanError(Exception):

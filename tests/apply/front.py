@@ -23,7 +23,7 @@ from bulk.engine.job import Summary
 from bulk.engine.ledger import Entry
 from bulk.engine.retry import RetryPolicy
 from bulk.sandbox import Sandbox
-from bulk.tallyfy.apply import ApplyOptions, execute, prepare
+from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import Connection, Secret
 
 FORWARDED = ("Authorization", "Accept", "X-Tallyfy-Client", "Content-Type")

@@ -17,7 +17,7 @@ from bulk.engine.job import Summary
 from bulk.engine.ledger import Entry
 from bulk.engine.retry import RetryPolicy
 from bulk.sandbox import JournalEntry, Sandbox, SandboxConfig
-from bulk.tallyfy.apply import ApplyOptions, execute, prepare
+from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import Connection, Secret
 
 TOKEN = "tok-s3cr3t-0123456789abcdef"

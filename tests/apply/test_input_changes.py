@@ -14,7 +14,7 @@ import pytest
 from bulk.engine.errors import InputError
 from bulk.engine.ledger import Entry
 from bulk.sandbox import Sandbox
-from bulk.tallyfy.apply import ApplyOptions, execute, prepare
+from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from tests.apply.helpers import (
     ROOT,
     connection_to,

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from bulk.engine.ledger import Ledger
-from bulk.report import status_lines
+from bulk.ledger_views.status_export import status_lines
 from bulk.sandbox import Sandbox
 from tests.apply.helpers import (
     config,

@@ -10,7 +10,7 @@ from typing import Any
 from bulk.engine.clock import SkipClock
 from bulk.engine.retry import RetryPolicy
 from bulk.sandbox import Faults, Sandbox
-from bulk.tallyfy.apply import ApplyOptions, execute, prepare
+from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from tests.apply.helpers import connection_to, rename_csv, run_ids, run_job
 
 DOWN = Faults(error_rate=1.0)  # nothing gets through: every answer a proxy 5xx page

@@ -12,7 +12,7 @@ from aiohttp import web
 from bulk.engine.clock import SkipClock
 from bulk.engine.errors import ConfigError
 from bulk.sandbox import Faults
-from bulk.tallyfy.apply import ApplyOptions, execute, prepare
+from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import Connection, Secret
 from tests.apply.helpers import env_for, rename_csv, run_ids
 from tests.apply.test_cli import invoke

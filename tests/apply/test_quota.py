@@ -9,7 +9,7 @@ import pytest
 
 from bulk.engine.clock import SkipClock
 from bulk.sandbox import Sandbox
-from bulk.tallyfy.apply import ApplyOptions, execute, prepare
+from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from tests.apply.helpers import config, connection_to, rename_csv, run_ids, run_job
 
 

@@ -18,7 +18,7 @@ from bulk.sandbox import Sandbox
 from tests.apply.front import Front, run_through
 from tests.apply.helpers import config, on_records, run_ids, run_job, write_csv
 
-#: bulk.tallyfy.applier.MAX_READ_AGE, written out so this test also runs on code without it.
+#: bulk.tallyfy.row_applier.MAX_READ_AGE, written out so this test also runs on code without it.
 MAX_READ_AGE = 2.0
 
 
@@ -109,7 +109,7 @@ async def test_a_member_added_during_a_long_cooldown_is_kept(tmp_path: Path) -> 
 
 
 def test_the_limit_is_the_named_constant() -> None:
-    from bulk.tallyfy.applier import MAX_READ_AGE as limit
+    from bulk.tallyfy.row_applier import MAX_READ_AGE as limit
 
     assert limit == MAX_READ_AGE
 
@@ -132,7 +132,7 @@ class CooldownAfterEveryRead(CooldownAfterFirstRead):
 async def test_a_read_that_is_always_too_old_by_the_time_it_could_leave_sends_nothing(
     tmp_path: Path,
 ) -> None:
-    from bulk.tallyfy.applier import MAX_REREADS
+    from bulk.tallyfy.row_applier import MAX_REREADS
 
     hook = CooldownAfterEveryRead(30.0)
     async with Sandbox(config(latency_ms=1.0, sleep=hook), port=0) as sandbox:

@@ -88,7 +88,7 @@ READ = textwrap.dedent(
     """
     import sys
     from bulk.engine.ledger import open_existing
-    from bulk.report import status_lines
+    from bulk.ledger_views.status_export import status_lines
 
     with open_existing(sys.argv[1]) as ledger:
         print(sum(ledger.counts().values()), len(list(ledger.entries())))

@@ -9,7 +9,7 @@ import pytest
 
 from bulk.engine.errors import RowInvalid
 from bulk.engine.reader import MAX_JSON_DEPTH, RawRow
-from bulk.tallyfy.fields import RUNS, TEMPLATES, Change, Target, parse_row
+from bulk.tallyfy.rows import RUNS, TEMPLATES, Change, Target, parse_row
 
 RUN = "0123456789abcdef0123456789abcdef"
 FIELD = "c" * 32

@@ -9,7 +9,7 @@ import pytest
 
 from bulk.engine.errors import InputError, RowInvalid
 from bulk.engine.reader import InputFile, RawRow
-from bulk.tallyfy.fields import (
+from bulk.tallyfy.rows import (
     RUNS,
     TARGETS,
     TEMPLATES,

@@ -56,7 +56,7 @@ def test_a_fresh_start_clears_the_events(tmp_path) -> None:
 
 
 def test_overlapping_pauses_count_once_in_the_time_held_back(tmp_path) -> None:
-    from bulk.reporting.facts import gather
+    from bulk.ledger_views.html_report.facts import gather
 
     path = tmp_path / "l.db"
     with Ledger(path) as book:

@@ -2,7 +2,7 @@
 
 The targets and their fields live in ``targets.py`` (columns are checked there, before any
 request), the typing of single values in ``values.py``. Both are re-exported here, so
-``from bulk.tallyfy.fields import RUNS, check_columns`` keeps working.
+``from bulk.tallyfy.rows import RUNS, check_columns`` keeps working.
 
 Values come from two kinds of source. CSV cells are text, typed by the field they belong to:
 an empty or whitespace-only cell means "leave unchanged". JSONL values are already typed and

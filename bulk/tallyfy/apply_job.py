@@ -27,12 +27,12 @@ from bulk.engine.pacing import Pacer
 from bulk.engine.reader import InputFile, RawRow
 from bulk.engine.retry import RetryPolicy
 from bulk.engine.second_chance import SECOND_CHANCE_PAUSE
-from bulk.report import REPORT_COLUMNS
-from bulk.tallyfy.applier import RowApplier
+from bulk.ledger_views.status_export import REPORT_COLUMNS
 from bulk.tallyfy.client import TallyfyClient, api_headers
 from bulk.tallyfy.connection import Connection
-from bulk.tallyfy.fields import TARGETS, RowParser, Target, check_columns
 from bulk.tallyfy.preflight import preflight
+from bulk.tallyfy.row_applier import RowApplier
+from bulk.tallyfy.rows import TARGETS, RowParser, Target, check_columns
 
 #: Why 8 workers by default: the pacer, not the pool, sets the pace. At the default
 #: 10 requests/s (600/min, the per-user figure older Tallyfy pages give) a worker waits

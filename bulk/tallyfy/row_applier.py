@@ -29,8 +29,8 @@ from bulk.engine.retry import RetryPolicy, should_retry
 from bulk.engine.stops import DEFINITIVE, TRANSIENT
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.expect import find_conflict
-from bulk.tallyfy.fields import Change, RowParser, Target
 from bulk.tallyfy.plan import LeftAlone, NobodyLeft, PlanError, plan_update, unapplied
+from bulk.tallyfy.rows import Change, RowParser, Target
 
 #: A PUT is built from a read no older than this when it leaves; older, read again.
 MAX_READ_AGE = 2.0

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bulk.engine.errors import ConfigError
-from bulk.reporting.causes import FINE, Causes, group_causes
+from bulk.ledger_views.html_report.causes import FINE, Causes, group_causes
 
 #: The ledger's statuses, in the order people read them (ledger.STATUSES, plus
 #: `conflict`, which a newer ledger may hold; any other status found comes after).

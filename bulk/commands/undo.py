@@ -1,80 +1,16 @@
-"""`bulk select` and `bulk undo` as library calls: settings in, exit code out.
-
-Kept apart from run.py (`bulk apply`) so each command's wiring stays short; the CLI is a thin
-click skin over these functions.
-"""
+"""`bulk undo` as a library call: settings in, exit code out (the CLI is a thin click skin)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from bulk.engine.errors import AuthError, ConfigError
+from bulk.commands.select import EXIT_FAILED, EXIT_OK
+from bulk.engine.errors import ConfigError
 from bulk.tallyfy.connection import connection_from_env
-from bulk.tallyfy.select import Progress, SelectFailed, SelectOptions, select
-from bulk.tallyfy.selection import build_selection
-from bulk.tallyfy.targets import TARGETS
-
-#: Exit codes shared with `bulk apply`.
-EXIT_OK, EXIT_FAILED, EXIT_ABORTED = 0, 1, 3
-
-SELECT_OPTION_KEYS = ("format", "limit", "rate", "burst", "max_attempts", "timeout")
-
-
-def select_command(
-    target_name: str,
-    flags: Mapping[str, Any],
-    *,
-    environ: Mapping[str, str] | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
-    """Run `bulk select`; returns the exit code. Raises ConfigError (exit 2) before any
-    request for a bad option, a bad --set/--where/--columns, or a missing token."""
-    out = out or sys.stdout
-    err = err or sys.stderr
-    target = TARGETS[target_name]
-    selection = build_selection(
-        target,
-        owner=flags.get("owner"),
-        member=flags.get("member"),
-        group=flags.get("group"),
-        statuses=tuple(flags.get("status") or ()),
-        template=flags.get("template"),
-        name=flags.get("name"),
-        where=tuple(flags.get("where") or ()),
-        sets=tuple(flags.get("set") or ()),
-        columns=flags.get("columns"),
-        assignee=flags.get("assignee"),
-        run=flags.get("run"),
-    )
-    values = {key: flags[key] for key in SELECT_OPTION_KEYS if flags.get(key) is not None}
-    options = SelectOptions(output=Path(flags["output"]), **values)
-    options.output_format()  # an unknown extension is refused before any request
-    connection = connection_from_env(
-        os.environ if environ is None else environ,
-        base_url=flags.get("base_url"),
-        org_id=flags.get("org"),
-    )
-    wanted = not flags.get("quiet") and hasattr(err, "isatty") and err.isatty()
-    try:
-        summary = asyncio.run(
-            select(selection, options, connection, progress=Progress(err if wanted else None))
-        )
-    except AuthError as exc:
-        print(f"bulk: select aborted, authentication failed: {exc.describe()}; nothing written",
-              file=err)
-        return EXIT_ABORTED
-    except SelectFailed as exc:
-        print(f"bulk: select failed: {exc}; nothing written", file=err)
-        return EXIT_FAILED
-    print(summary.line(), file=out, flush=True)
-    return EXIT_OK
-
 
 UNDO_APPLY_KEYS = ("concurrency", "rate", "burst", "max_attempts", "timeout", "retry_failed",
                    "fresh", "dry_run", "ledger", "include_completed")
@@ -98,8 +34,8 @@ def undo_command(
 
     Raises ConfigError/InputError (exit 2) for an unusable ledger (a dry run's included).
     """
-    from bulk.run import apply_job
-    from bulk.tallyfy.apply import ApplyOptions
+    from bulk.commands.apply import apply_job
+    from bulk.tallyfy.apply_job import ApplyOptions
     from bulk.tallyfy.undo import write_undo
 
     out = out or sys.stdout

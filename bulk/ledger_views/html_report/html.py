@@ -14,8 +14,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from bulk.reporting.causes import cause_lines
-from bulk.reporting.facts import Facts, gather
+from bulk.ledger_views.html_report.causes import cause_lines
+from bulk.ledger_views.html_report.facts import Facts, gather
 
 HERE = Path(__file__).resolve().parent
 #: Before → after values longer than this are cut in the page (the export has them whole).

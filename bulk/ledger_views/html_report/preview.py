@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from bulk.reporting.facts import open_readonly
+from bulk.ledger_views.html_report.facts import open_readonly
 
 #: A value longer than this is cut on the terminal (the export and report have it whole).
 SHOWN = 60

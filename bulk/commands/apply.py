@@ -16,7 +16,7 @@ from bulk.engine.errors import ConfigError
 from bulk.engine.job import Job, Summary
 from bulk.jobfile import load_job_file, merge
 from bulk.progress import TerminalProgress
-from bulk.tallyfy.apply import ApplyOptions, execute, prepare
+from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import connection_from_env
 
 OPTION_KEYS = ("format", "target", "ledger", "concurrency", "rate", "burst", "max_attempts",
@@ -57,7 +57,7 @@ def apply_command(
                             signals=signals)
         print(summary.line(), file=out, flush=True)
         if summary.dry_run:
-            from bulk.reporting.preview import preview_lines
+            from bulk.ledger_views.html_report.preview import preview_lines
 
             for line in preview_lines(summary.ledger_path):
                 print(line, file=out)

@@ -25,10 +25,10 @@ from bulk.engine.errors import ConfigError, HttpError, TransportError
 from bulk.engine.http import Answer
 from bulk.engine.pacing import Pacer
 from bulk.engine.retry import RetryPolicy
-from bulk.tallyfy.apply import DEFAULT_BURST, DEFAULT_RATE, make_pacer
+from bulk.tallyfy.apply_job import DEFAULT_BURST, DEFAULT_RATE, make_pacer
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.connection import Connection
-from bulk.tallyfy.selection import SelectError, Selection, cell_text, current_value
+from bulk.tallyfy.select_query import SelectError, Selection, cell_text, current_value
 from bulk.tallyfy.values import BadValue
 
 #: The list API's largest page (the server caps per_page at 100).

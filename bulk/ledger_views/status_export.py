@@ -48,8 +48,8 @@ def status_lines(ledger: Ledger) -> Iterator[str]:
 
 def _cause_lines(ledger: Ledger) -> list[str]:
     """Errors grouped by cause: the same groups as `bulk report` shows."""
-    from bulk.reporting.causes import cause_lines, group_causes
-    from bulk.reporting.facts import open_readonly
+    from bulk.ledger_views.html_report.causes import cause_lines, group_causes
+    from bulk.ledger_views.html_report.facts import open_readonly
 
     try:
         db = open_readonly(ledger.path)
@@ -82,7 +82,7 @@ def _selected(ledger: Ledger, status: str | None, cause: str | None) -> Iterator
     if cause is None:
         yield from ledger.entries(status)
         return
-    from bulk.reporting.causes import cause_key
+    from bulk.ledger_views.html_report.causes import cause_key
 
     for entry in ledger.entries(status):
         if cause_key(entry.status, entry.http_status, entry.error) == cause:
