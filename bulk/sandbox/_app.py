@@ -122,6 +122,7 @@ class Service:
         self.closing = asyncio.Event()
         self.sleep = config.sleep or self._sleep_unless_closing
         self._seq = 0
+        self.form_fields_shape = config.form_fields_shape
         self.tasks = TaskEndpoints(self)
 
     # What the task endpoints (_tasks.py) use of this module.

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from bulk.sandbox._form_fields import FORM_FIELD_SHAPES
+
 #: Longer than the 30 s a client (the official SDK included) usually waits, so a slow
 #: answer really is "the server did it, the client gave up".
 DEFAULT_SLOW_MS = 35_000.0
@@ -95,6 +97,10 @@ class SandboxConfig:
     #: Answer requests whose Host is any IP address, not only loopback (``--allow-remote``);
     #: a DNS name other than localhost is refused either way (DNS rebinding).
     allow_remote: bool = False
+    #: How a task read with ``?with=form_fields`` shows them: "data" (``{"data": [...]}``,
+    #: answers in ``field_value``: Tallyfy's MCP server, traced against production) or
+    #: "bare" (an array, answers in ``value``: the documentation's sample).
+    form_fields_shape: str = "data"
 
     def __post_init__(self) -> None:
         if self.runs < 0 or self.templates < 0:
@@ -105,6 +111,8 @@ class SandboxConfig:
         if self.retry_after not in RETRY_AFTER_MODES:
             raise ValueError(f"retry_after must be one of {', '.join(RETRY_AFTER_MODES)}")
         check_latency(self.latency_ms, self.jitter_ms)
+        if self.form_fields_shape not in FORM_FIELD_SHAPES:
+            raise ValueError(f"form_fields_shape must be one of {', '.join(FORM_FIELD_SHAPES)}")
         if self.journal_size < 1:
             raise ValueError("journal_size must be >= 1")
 

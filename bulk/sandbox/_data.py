@@ -356,6 +356,11 @@ def normalize_org(raw: Any) -> dict[str, Any]:
                 isinstance(owners.get(k), list) for k in ("users", "guests", "groups")):
             raise OrgDataError(f"tasks: {task_id}: owners must be an object of three lists "
                                "(users, guests, groups)")
+        form_fields = task.get("form_fields", [])
+        if not isinstance(form_fields, list) or not all(
+                isinstance(f, dict) and isinstance(f.get("id"), str) for f in form_fields):
+            raise OrgDataError(f"tasks: {task_id}: form_fields must be a list of objects "
+                               "with an id")
     org = {key: value for key, value in raw.items()
            if key not in ("members", "groups", "runs", "checklists", "kickoff_fields")}
     org.update(members=members, groups=groups, checklists=checklists, kickoff_fields=kickoff,

@@ -14,6 +14,8 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from bulk.sandbox._form_fields import generated_field
+
 #: Production's task statuses; "completed" ones are history, left alone by default.
 TASK_STATUSES = ("not-started", "in-progress", "completed")
 _STEPS = ("Collect details", "Review request", "Approve", "Set up accounts", "Send welcome pack",
@@ -28,7 +30,8 @@ def _hex32(rng: random.Random) -> str:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A task's date-times as production answers them: ISO 8601 UTC with milliseconds."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _parse(text: str) -> datetime:
@@ -73,7 +76,7 @@ def _task(rng: random.Random, run: dict[str, Any] | None, title: str, position: 
     started = _parse(run["started_at"]) if run else datetime(2025, 1, 6, 9, 0)
     created = started + timedelta(minutes=position)
     deadline = started + timedelta(days=rng.randint(3, 30), hours=17 - started.hour)
-    taskdata = {_hex32(rng): None for _ in range(rng.randint(0, 2))}
+    field_ids = [_hex32(rng) for _ in range(rng.randint(0, 2))]
     task = {
         "id": _hex32(rng),
         "title": title,
@@ -88,8 +91,12 @@ def _task(rng: random.Random, run: dict[str, Any] | None, title: str, position: 
     # Only what differs from TASK_DEFAULTS is kept in the file (the store fills the rest).
     if done:
         task["completed_at"] = _iso(created + timedelta(days=1))
-    if taskdata:
-        task["taskdata"] = taskdata
+    if field_ids:
+        # The step's form fields, all unanswered (taskdata holds only answered ones).
+        # Kept short in the file (whole_task fills in label and options).
+        task["form_fields"] = [
+            {"id": field_id, "field_type": generated_field(field_id)["field_type"]}
+            for field_id in field_ids]
     return task
 
 
@@ -102,21 +109,41 @@ TASK_DEFAULTS: dict[str, Any] = {
 
 
 def whole_task(task: dict[str, Any]) -> dict[str, Any]:
-    """A task as GET answers it: every field present."""
+    """A task as the sandbox keeps it: every field present, and its step's ``form_fields``
+    (what ``?with=form_fields`` shows; never in a plain read)."""
     whole = dict(task)  # its own order first, so compact_task() gives the same text back
     created = task.get("created_at")
     for key, value in {**TASK_DEFAULTS, "started_at": created, "last_updated": created}.items():
         whole.setdefault(key, json.loads(json.dumps(value)))
     whole["is_oneoff_task"] = task.get("run_id") is None
+    taskdata = whole["taskdata"] if isinstance(whole["taskdata"], dict) else {}
+    if "form_fields" not in whole:
+        # A data file from before form fields: each taskdata key is a text field.
+        whole["form_fields"] = [generated_field(key, "text") for key in taskdata]
+    else:
+        whole["form_fields"] = [{**generated_field(f["id"], f.get("field_type")), **f}
+                                for f in whole["form_fields"]]
+    # Only answered fields have a key.
+    whole["taskdata"] = {key: value for key, value in taskdata.items() if value is not None}
     return whole
 
 
 def compact_task(task: dict[str, Any]) -> dict[str, Any]:
     """A task as a data file keeps it: what whole_task() would fill in left out."""
     created = task.get("created_at")
-    implied = {**TASK_DEFAULTS, "started_at": created, "last_updated": created}
-    return {key: value for key, value in task.items() if key != "is_oneoff_task"
-            and (key in _ALWAYS_KEPT or not (key in implied and value == implied[key]))}
+    implied = {**TASK_DEFAULTS, "started_at": created, "last_updated": created,
+               "form_fields": []}
+    compact = {key: value for key, value in task.items() if key != "is_oneoff_task"
+               and (key in _ALWAYS_KEPT or not (key in implied and value == implied[key]))}
+    if compact.get("form_fields"):
+        compact["form_fields"] = [_compact_field(f) for f in compact["form_fields"]]
+    return compact
+
+
+def _compact_field(field: dict[str, Any]) -> dict[str, Any]:
+    made = generated_field(field["id"], field.get("field_type"))
+    return {key: value for key, value in field.items()
+            if key in ("id", "field_type") or made.get(key) != value}
 
 
 _ALWAYS_KEPT = ("run_id", "checklist_id", "status")

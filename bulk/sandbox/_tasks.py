@@ -5,17 +5,22 @@
 * A one-off task update (``PUT /tasks/{id}``) without ``title``, ``deadline`` or ``owners``
   is a 422.
 * Unknown keys, and ``taskdata`` ids the task has no field for, are dropped with a 200.
+* Answers as production shapes them: a GET shows ``owners.users`` as integers, a PUT answer
+  as objects (``{"id", "email", ...}``) and without ``summary`` (it never echoes it back);
+  no read shows the form fields unless asked ``?with=form_fields`` (see _form_fields.py);
+  deadlines come back as ISO 8601 UTC with milliseconds, whatever spelling was sent.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from bulk.sandbox._form_fields import FieldValueError, include, stored_value
 from bulk.sandbox._store import Store
 from bulk.sandbox._writes import (
     Errors,
@@ -38,11 +43,21 @@ def _moment(field: str, value: Any, ctx: _Context) -> str | None:
         return None
     if isinstance(value, str):
         try:
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return value
+            # ISO 8601, or the older pages' "YYYY-MM-DD HH:MM:SS" (read as UTC).
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             pass
+        else:
+            return utc_millis(moment)
     raise _Invalid(f"The {field.replace('_', ' ')} is not a valid date.")
+
+
+def utc_millis(moment: datetime) -> str:
+    """How production answers a task's date-time: ISO 8601 UTC with milliseconds."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _count(field: str, value: Any, ctx: _Context) -> int | None:
@@ -115,13 +130,21 @@ def update_task(store: Store, task: dict[str, Any], body: dict[str, Any], *,
         if not isinstance(body["taskdata"], dict):
             errors["taskdata"] = ["The taskdata must be an object keyed by form field id."]
         else:
-            known = task.get("taskdata") or {}
-            taskdata = {k: v for k, v in body["taskdata"].items() if k in known}
+            fields = {f["id"]: f for f in task.get("form_fields") or ()}
+            for key, value in body["taskdata"].items():
+                if key not in fields:
+                    continue  # dropped, and still a 200
+                try:
+                    taskdata[key] = stored_value(fields[key], value)
+                except FieldValueError as exc:
+                    errors[f"taskdata.{key}"] = [str(exc)]
     if errors:
         raise Rejected(dict(sorted(errors.items())))
     task.update(changes)
     if taskdata:
-        task["taskdata"] = {**(task.get("taskdata") or {}), **taskdata}
+        merged = {**(task.get("taskdata") or {}), **taskdata}
+        # Only answered fields keep a key.
+        task["taskdata"] = {key: value for key, value in merged.items() if value is not None}
     task["last_updated"] = store.stamp()
     if "owners" in changes and task.get("run_id"):
         store.run_task_assignees(task["run_id"])
@@ -158,11 +181,30 @@ class TaskEndpoints:
             raise service.bad_request(service.forbidden_answer())
         return task
 
+    def shown(self, task: dict[str, Any], request: web.Request, *,
+              answer_to_put: bool = False) -> dict[str, Any]:
+        """The task as an answer shows it (see the module's docstring)."""
+        shown = {key: value for key, value in task.items() if key != "form_fields"}
+        if "form_fields" in request.query.get("with", "").split(","):
+            shown["form_fields"] = include(task.get("form_fields") or [],
+                                           task.get("taskdata") or {},
+                                           self.service.form_fields_shape)
+        if answer_to_put:
+            shown.pop("summary", None)
+            members = self.service.store.members
+            owners = dict(task["owners"])
+            owners["users"] = [_member_object(members.get(user_id), user_id)
+                               for user_id in owners.get("users") or ()]
+            shown["owners"] = owners
+        return shown
+
     async def get_run_task(self, request: web.Request) -> web.Response:
-        return self.service.json(200, {"data": self._task(request, in_run=True)})
+        task = self._task(request, in_run=True)
+        return self.service.json(200, {"data": self.shown(task, request)})
 
     async def get_task(self, request: web.Request) -> web.Response:
-        return self.service.json(200, {"data": self._task(request, in_run=False)})
+        task = self._task(request, in_run=False)
+        return self.service.json(200, {"data": self.shown(task, request)})
 
     async def put_run_task(self, request: web.Request) -> web.Response:
         return await self._put(request, in_run=True)
@@ -179,7 +221,7 @@ class TaskEndpoints:
         except Rejected as exc:
             return service.json(422, {"error": True, "errors": exc.errors})
         service.stats.writes_per_record[task["id"]] += 1
-        return service.json(200, {"data": task})
+        return service.json(200, {"data": self.shown(task, request, answer_to_put=True)})
 
     async def list_run_tasks(self, request: web.Request) -> web.Response:
         service = self.service
@@ -191,7 +233,7 @@ class TaskEndpoints:
         items = [task for task in service.store.tasks.values()
                  if task.get("run_id") == run_id and matches_status(task, statuses)
                  and (owners is None or not owners.isdisjoint(task["owners"]["users"]))]
-        return service.page(request, items)
+        return service.page(request, [self.shown(task, request) for task in items])
 
     async def list_member_tasks(self, request: web.Request) -> web.Response:
         service = self.service
@@ -204,9 +246,16 @@ class TaskEndpoints:
         statuses = self._statuses(request)
         items = [task for task in service.store.tasks.values()
                  if user_id in task["owners"]["users"] and matches_status(task, statuses)]
-        return service.page(request, items)
+        return service.page(request, [self.shown(task, request) for task in items])
 
     @staticmethod
     def _statuses(request: web.Request) -> set[str] | None:
         value = request.query.get("status")
         return set(value.split(",")) if value else None
+
+
+def _member_object(member: dict[str, Any] | None, user_id: int) -> dict[str, Any]:
+    """A user as a task PUT answer lists it (production: the member's profile)."""
+    member = member or {}
+    return {"id": user_id, **{key: member[key] for key in
+                              ("email", "first_name", "last_name", "full_name") if key in member}}

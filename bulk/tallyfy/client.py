@@ -55,10 +55,13 @@ class TallyfyClient:
         """GET one record; `data` of the answer is the record itself, seen flat
         (``Target.view``: a task's assignee lists at the top, like a run's)."""
         segments = target.record_path(record_id)
+        # A task asks for its form fields in the same read (the ids of empty fields show
+        # nowhere else): no second request.
+        query = f"?{urlencode(target.read_query)}" if target.read_query else ""
         answer = await self.http.request(
             "GET",
-            self._connection.url(*segments),
-            path="/".join(segments),
+            self._connection.url(*segments) + query,
+            path="/".join(segments) + query,
             attempt=attempt,
             check=record_check(target.answer_id(record_id), read_needs(target)),
         )
@@ -98,7 +101,8 @@ class TallyfyClient:
             path="/".join(segments),
             body=body,
             attempt=attempt,
-            check=record_check(target.answer_id(record_id), target.shown_fields(list(expect))),
+            check=record_check(target.answer_id(record_id), target.shown_fields(list(expect)),
+                               target=target),
             paced=paced,
         )
         return _unwrap(answer, target)
@@ -113,8 +117,10 @@ def api_headers(connection: Connection) -> dict[str, str]:
     }
 
 
-def record_check(record_id: str, needs: tuple[str, ...]) -> AnswerCheck:
-    """A check that the answer is the record `record_id`, showing each field of `needs`."""
+def record_check(record_id: str, needs: tuple[str, ...], *,
+                 target: Target | None = None) -> AnswerCheck:
+    """A check that the answer is the record `record_id`, showing each field of `needs`
+    (for a write's answer, as ``target.not_shown`` decides it)."""
 
     def check(data: Any) -> str | None:
         if data is None or data == "":
@@ -126,8 +132,15 @@ def record_check(record_id: str, needs: tuple[str, ...]) -> AnswerCheck:
             return "no record in the answer"
         if str(record.get("id", "")).strip().lower() != record_id:
             return "the answer is another record" if "id" in record else "a record without an id"
-        missing = [name for name in needs if record.get(name) is None]
+        if target is not None:
+            missing = target.not_shown(record, needs)
+        else:
+            missing = [name for name in needs if record.get(name) is None]
         if missing:
+            unechoed = target.unechoed if target is not None else ()
+            if any(name in unechoed for name in missing):
+                return (f"the answer cannot show {', '.join(missing)} (a {target.name[:-1]} "
+                        "write's answer never does); read back")
             return f"the record lacks {', '.join(missing)}"
         return None
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bulk.tallyfy import form_values
 from bulk.tallyfy.plan import prerun_values, same_value
+from bulk.tallyfy.shapes import fields_by_id
 from bulk.tallyfy.targets import (
     DATETIME,
     GROUPS,
@@ -139,10 +141,14 @@ def find_conflict(record: dict[str, Any], expect: dict[str, Any]) -> str | None:
         wanted = expect[field]
         if field in KEYED_FIELDS:
             current_prerun = prerun_values(record.get(field)) or {}
+            fields = fields_by_id(record) or {}
             for key in sorted(wanted):
-                found = current_prerun.get(key, _ABSENT)
-                if found is _ABSENT or found != wanted[key]:
-                    shown = "no such field" if found is _ABSENT else show(found)
+                # A field the task lists but nobody answered has no taskdata key: empty.
+                found = current_prerun.get(key, None if key in fields else _ABSENT)
+                if found is _ABSENT or not form_values.same(fields.get(key), found,
+                                                            wanted[key]):
+                    shown = ("no such field" if found is _ABSENT
+                             else show(form_values.cell(fields.get(key), found)))
                     return _describe(f"{field}.{key}", wanted[key], shown)
             continue
         current = record.get(field)

@@ -15,10 +15,13 @@ Records reach here flat (``Target.view``): a task's assignee lists at the top, l
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from bulk.tallyfy import form_values
+from bulk.tallyfy.shapes import fields_by_id
 from bulk.tallyfy.targets import KEYED_FIELDS, Target
 
 if TYPE_CHECKING:  # fields.py needs this module (through expect.py) at import time
@@ -29,8 +32,16 @@ class PlanError(Exception):
     """The row cannot be applied safely to this record; nothing is sent."""
 
 
-class NobodyLeft(PlanError):
+class InvalidHere(PlanError):
+    """The row asks for something this record cannot take: the row is invalid."""
+
+
+class NobodyLeft(InvalidHere):
     """The change would leave the record with no assignee at all: the row is invalid."""
+
+
+class UnknownOption(InvalidHere):
+    """A form field choice (dropdown, radio, multi-select) the field does not offer."""
 
 
 class LeftAlone(PlanError):
@@ -42,6 +53,8 @@ class Plan:
     body: dict[str, Any]  # the whole PUT body
     before: dict[str, Any]  # changed fields as they are now
     after: dict[str, Any]  # changed fields as they will be
+    #: The record's form fields by id (tasks read with them): how their values compare.
+    form_fields: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def _user_id(value: Any) -> Any:
@@ -60,9 +73,11 @@ def _moment(value: Any) -> Any:
     # The API may answer a date-time in another spelling than the one sent (Z, +00:00, .000)
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return value
+        # The older pages' "YYYY-MM-DD HH:MM:SS" carries no zone: the API reads it as UTC.
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return value
 
 
@@ -151,23 +166,33 @@ def plan_update(target: Target, record: Any, change: Change, *,
             before[field] = record[field]
             after[field] = merged
 
+    fields = fields_by_id(record) or {}
     if change.prerun:
         keyed = target.keyed or "prerun"
         what = "kick-off" if keyed == "prerun" else "form"
         current_prerun = _prerun_values(record.get(keyed))
+        if current_prerun is None and fields:
+            current_prerun = {}  # no answered field yet
         if current_prerun is None:
             raise PlanError(f"the read did not return the {what} ({keyed}) values; nothing sent")
-        unknown = sorted(set(change.prerun) - set(current_prerun))
+        # A task's fields are those its read lists (`with=form_fields`): its taskdata holds
+        # only the answered ones.
+        unknown = sorted(set(change.prerun) - set(current_prerun) - set(fields))
         if unknown:
             raise PlanError(
                 f"no {what} field {', '.join(unknown)} on this record; nothing sent "
                 "(the API would drop it silently)"
             )
-        changed = {
-            key: value for key, value in change.prerun.items() if current_prerun[key] != value
-        }
+        changed = {}
+        for key, value in change.prerun.items():
+            try:
+                sent = form_values.to_send(fields.get(key), value)
+            except form_values.UnknownOption as exc:
+                raise UnknownOption(str(exc)) from None
+            if not form_values.same(fields.get(key), current_prerun.get(key), sent):
+                changed[key] = sent
         if changed:
-            before[keyed] = {key: current_prerun[key] for key in changed}
+            before[keyed] = {key: current_prerun.get(key) for key in changed}
             after[keyed] = changed
 
     if not after:
@@ -190,7 +215,7 @@ def plan_update(target: Target, record: Any, change: Change, *,
             if record.get(name) is None:
                 raise PlanError(f"the read did not return {name}, which every PUT needs")
             body[name] = record[name]
-    return Plan(body=target.nest(body), before=before, after=after)
+    return Plan(body=target.nest(body), before=before, after=after, form_fields=fields)
 
 
 def unapplied(plan: Plan, written: Any) -> list[str]:
@@ -206,8 +231,10 @@ def unapplied(plan: Plan, written: Any) -> list[str]:
     for field, wanted in plan.after.items():
         if field in KEYED_FIELDS:
             current = _prerun_values(written.get(field))
-            if current is not None and any(current.get(k) != v for k, v in wanted.items()):
-                wrong.append("prerun")
+            if current is not None and any(
+                    not form_values.same(plan.form_fields.get(k), current.get(k), v)
+                    for k, v in wanted.items()):
+                wrong.append(field)
         elif field in written and not _same(field, written[field], wanted):
             wrong.append(field)
     return wrong

@@ -29,7 +29,7 @@ from bulk.engine.retry import RetryPolicy, should_retry
 from bulk.engine.stops import DEFINITIVE, TRANSIENT
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.expect import find_conflict
-from bulk.tallyfy.plan import LeftAlone, NobodyLeft, PlanError, plan_update, unapplied
+from bulk.tallyfy.plan import InvalidHere, LeftAlone, PlanError, plan_update, unapplied
 from bulk.tallyfy.rows import Change, RowParser, Target
 
 #: A PUT is built from a read no older than this when it leaves; older, read again.
@@ -125,7 +125,7 @@ class RowApplier:
                                 ambiguous=True)
         except StaleRead as exc:
             return self._failed(base, state, str(exc), None, None, ambiguous=True)
-        except NobodyLeft as exc:  # the row asks for something no task may be: invalid
+        except InvalidHere as exc:  # the row asks what this record cannot take: invalid
             return _remark(self._failed(base, state, str(exc), None, None, ambiguous=False),
                            INVALID)
         except LeftAlone as exc:  # the record is not as the row's author saw it: open

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bulk.engine.errors import ConfigError
+from bulk.tallyfy import form_values
 from bulk.tallyfy.expect import expect_converters
 from bulk.tallyfy.plan import prerun_values, same_value
+from bulk.tallyfy.shapes import fields_by_id
 from bulk.tallyfy.targets import (
     EXPECT_PREFIX,
     HEX32,
@@ -158,8 +160,13 @@ class Selection:
             keys.add(NAME_FIELD[self.target.name])
         if self.assignee is not None:
             keys.add("users")
-        return {key.partition(".")[0] if key.startswith(KEYED_PREFIXES) else key
-                for key in keys}
+        found = {key.partition(".")[0] if key.startswith(KEYED_PREFIXES) else key
+                 for key in keys}
+        if self.target.read_query and self.target.keyed in found:
+            # A task's answers are typed by its form fields (option texts), which only a
+            # read asked `with=form_fields` shows.
+            found.add("form_fields")
+        return found
 
     def api_params(self) -> dict[str, str]:
         """What the list endpoint may narrow by (every filter is still applied locally)."""
@@ -170,6 +177,8 @@ class Selection:
                 params["owners"] = str(self.assignee)
             if self.statuses:
                 params["status"] = ",".join(self.statuses)
+            if "form_fields" in self.needed():
+                params.update(self.target.read_query)  # saves a read per task
             return params
         if self.target.name == "runs":
             # owners= matches the owner, any member and any task assignee: wider than either
@@ -396,9 +405,12 @@ def fill(template: str, record: dict[str, Any]) -> str:
 
 
 def current_value(record: dict[str, Any], name: str) -> Any:
+    """A field's current value as an input holds it (a form field's choice as its option
+    text: what `bulk apply` turns back into the option object or array)."""
     if name.startswith(KEYED_PREFIXES):
         keyed, _, key = name.partition(".")
-        return (prerun_values(record.get(keyed)) or {}).get(key)
+        value = (prerun_values(record.get(keyed)) or {}).get(key)
+        return form_values.cell((fields_by_id(record) or {}).get(key), value)
     return record.get(name)
 
 

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from bulk.engine.errors import InputError
+from bulk.tallyfy.shapes import view_record
 
 # Field kinds: each has a converter from CSV text and one from a JSON value.
 TEXT = "text"
@@ -75,6 +76,12 @@ class Target:
     #: The organization-wide list the job's preflight asks one item of (default: `path`;
     #: tasks have no such list, and the runs list checks the same URL, token and org).
     list_path: str | None = None
+    #: What a read of one record asks for besides the record (tasks: its form fields, the
+    #: only place the ids of unanswered fields show).
+    read_query: tuple[tuple[str, str], ...] = ()
+    #: Fields a write's answer never shows, changed or not (a task PUT answer omits
+    #: `summary`): see ``not_shown``.
+    unechoed: tuple[str, ...] = ()
 
     @property
     def preflight_path(self) -> str:
@@ -112,17 +119,23 @@ class Target:
         return record_id.rpartition("/")[2]
 
     def view(self, record: Any) -> Any:
-        """The record with its membership lists at the top, as plans and filters read it."""
-        if self.membership_object is None or not isinstance(record, dict):
+        """The record as plans and filters read it, whatever shape production sent: its
+        membership lists at the top, as ids (never objects), form fields read (shapes.py)."""
+        if not isinstance(record, dict):
             return record
-        inner = record.get(self.membership_object)
-        if not isinstance(inner, dict):
-            return record
-        flat = dict(record)
-        for name in self.membership:
-            if isinstance(inner.get(name), list):
-                flat[name] = inner[name]
-        return flat
+        return view_record(record, self.membership, self.membership_object)
+
+    def not_shown(self, answer: Any, names: Sequence[str]) -> list[str]:
+        """The fields (as `shown_fields` names them) a write's answer does not show.
+
+        The one place that decides it: a field absent or null in the answer, or one this
+        target's answers never show (`unechoed`), whatever the answer holds for it. Such an
+        answer is no evidence either way: the row reads the record back; it never counts
+        the field as "not applied".
+        """
+        record = answer if isinstance(answer, dict) else {}
+        return [name for name in names
+                if name in self.unechoed or record.get(name) is None]
 
     def nest(self, body: dict[str, Any]) -> dict[str, Any]:
         """A PUT body with the membership lists where the API wants them (all of them)."""
@@ -219,6 +232,8 @@ TASKS = Target(
     parent_column="run_id",
     done_status="completed",
     needs_someone=True,
+    read_query=(("with", "form_fields"),),
+    unechoed=("summary",),
 )
 
 TARGETS: dict[str, Target] = {"runs": RUNS, "templates": TEMPLATES, "tasks": TASKS}

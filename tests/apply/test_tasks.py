@@ -107,9 +107,9 @@ async def test_a_row_that_would_leave_a_task_unassigned_is_invalid(sandbox, tmp_
 
 
 async def test_an_unknown_taskdata_id_is_refused_before_any_put(sandbox, tmp_path):
-    task = next(t for t in sandbox.store.tasks.values() if t["run_id"] and t["taskdata"]
-                and t["status"] != "completed")
-    known = next(iter(task["taskdata"]))
+    task = next(t for t in sandbox.store.tasks.values() if t["run_id"] and t["status"] !=
+                "completed" and any(f["field_type"] == "text" for f in t["form_fields"]))
+    known = next(f["id"] for f in task["form_fields"] if f["field_type"] == "text")
     unknown = "e" * 32
     path = write_jsonl(tmp_path / "taskdata.jsonl", [
         {"run_id": task["run_id"], "task_id": task["id"], f"taskdata.{unknown}": "lost"},

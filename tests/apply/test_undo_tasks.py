@@ -32,8 +32,9 @@ def handover_job(sandbox, tmp_path, *, taskdata=True):
                "remove_guests": ["old.guest@x.example.org"]}
         if n % 2 == 0:
             row["add_groups"] = [group] if group not in task["owners"]["groups"] else []
-        if task["taskdata"] and taskdata:  # a CSV undo has no taskdata.<id> columns
-            key = next(iter(task["taskdata"]))
+        texts = [f["id"] for f in task["form_fields"] if f["field_type"] == "text"]
+        if texts and taskdata:  # a CSV undo has no taskdata.<id> columns
+            key = texts[0]
             task["taskdata"][key] = "was"  # an empty before-value needs a JSONL undo
             row[f"taskdata.{key}"] = f"filled {n}"
         if n % 3 == 0:
