@@ -65,8 +65,8 @@ async def test_fifty_tasks_filled_from_option_texts_and_undone_exactly(tmp_path,
             assert data[DROPDOWN] == {"id": 3, "text": "High", "value": None}
             assert _picked(data[MULTI]) == ["Email", "Portal"] and len(data[MULTI]) == 4
             assert sandbox.stats.writes_per_record[task["id"]] == 1
-        again_summary, again = await run_job(sandbox, path, target="tasks",
-                                             ledger=tmp_path / "again.db")
+        _, again = await run_job(sandbox, path, target="tasks",
+                                 ledger=tmp_path / "again.db")
         assert Counter(e.status for e in again) == {"unchanged": 50}  # compared as chosen
 
         undo = tmp_path / "undo.jsonl"
