@@ -21,7 +21,7 @@ def _task(sandbox):
 
 
 async def test_a_put_answer_lists_users_as_objects_and_omits_summary(api, sandbox):
-    task, path = _task(sandbox)
+    _, path = _task(sandbox)
     member = next(iter(sandbox.store.members))
 
     put = await api.put(path, {"summary": "Handed over",
@@ -55,7 +55,7 @@ async def test_form_fields_only_with_the_include_wrapped_with_field_value(api, s
 
 async def test_the_docs_shape_is_a_bare_array_with_value(start_sandbox, api_for):
     sandbox = await start_sandbox(form_fields_shape="bare")
-    task, path = _task(sandbox)
+    _, path = _task(sandbox)
 
     included = await api_for(sandbox).get(path, params={"with": "form_fields"})
 
