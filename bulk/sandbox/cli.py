@@ -16,6 +16,7 @@ import click
 
 from bulk.sandbox._config import DEFAULT_SLOW_MS, Faults, SandboxConfig
 from bulk.sandbox._data import OrgDataError, save_org
+from bulk.sandbox._form_fields import FORM_FIELD_SHAPES
 from bulk.sandbox._server import TOKEN_SHAPE, Sandbox
 
 _RATE = click.FloatRange(0.0, 1.0)
@@ -93,6 +94,11 @@ def _note(message: str) -> None:
               type=click.FloatRange(min=0), help="How late a slow answer is.")
 @click.option("--journal-size", default=10_000, show_default=True, type=click.IntRange(min=1),
               help="Requests kept in the journal (GET /_sandbox/journal).")
+@click.option("--form-fields-shape", type=click.Choice(FORM_FIELD_SHAPES), default="data",
+              show_default=True,
+              help="How a task read ?with=form_fields shows them: data ({\"data\": [...]} "
+                   "with field_value, as production does) or bare (an array with value, "
+                   "as the docs' sample).")
 @click.option("--allow-remote", is_flag=True,
               help="Allow listening on a non-loopback address (anyone who can reach it can "
                    "read the data and /_sandbox without a token).")
