@@ -76,3 +76,20 @@ def test_dates_compare_as_instants():
 
     assert form_values.same(date, "2024-07-01T09:00:00.000Z", "2024-07-01T11:00:00+02:00")
     assert form_values.same(date, "2024-07-01 09:00:00", "2024-07-01T09:00:00Z")
+
+
+def test_a_task_write_answer_is_never_evidence_of_its_summary():
+    # A task PUT answer omits summary (Tallyfy's MCP server: no update response can ever echo
+    # it back); were one to show a value, it would prove nothing: "not shown", read back,
+    # never "not applied".
+    from bulk.tallyfy.client import record_check
+
+    record_id = "1" * 32
+    tasks = record_check(record_id, ("summary", "title"), target=TARGETS["tasks"])
+    runs = record_check(record_id, ("summary",), target=TARGETS["runs"])
+
+    assert "never does" in tasks({"data": {"id": record_id, "title": "t", "summary": "old"}})
+    assert "never does" in tasks({"data": {"id": record_id, "title": "t"}})
+    assert tasks({"data": {"id": record_id, "title": "t"}}).startswith("the answer cannot show")
+    assert runs({"data": {"id": record_id, "summary": "new"}}) is None
+    assert runs({"data": {"id": record_id}}) == "the record lacks summary"
