@@ -132,15 +132,14 @@ def record_check(record_id: str, needs: tuple[str, ...], *,
             return "no record in the answer"
         if str(record.get("id", "")).strip().lower() != record_id:
             return "the answer is another record" if "id" in record else "a record without an id"
-        if target is not None:
-            missing = target.not_shown(record, needs)
-        else:
+        if target is None:
             missing = [name for name in needs if record.get(name) is None]
-        if missing:
-            unechoed = target.unechoed if target is not None else ()
-            if any(name in unechoed for name in missing):
+        else:
+            missing = target.not_shown(record, needs)
+            if any(name in target.unechoed for name in missing):
                 return (f"the answer cannot show {', '.join(missing)} (a {target.name[:-1]} "
                         "write's answer never does); read back")
+        if missing:
             return f"the record lacks {', '.join(missing)}"
         return None
 
