@@ -226,3 +226,25 @@ async def test_a_task_summary_is_read_back_since_no_put_answer_shows_it(sandbox,
     assert [e.status for e in entries] == ["ok"], entries[0].error
     assert task["summary"] == "Handed over"
     assert sandbox.stats.writes_per_record[task["id"]] == 1
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+async def test_select_set_on_choice_fields_guards_with_option_texts(sandbox, tmp_path, suffix):
+    store = sandbox.store
+    member = Counter(u for t in store.tasks.values() if t["status"] != "completed"
+                     for u in t["owners"]["users"]).most_common(1)[0][0]
+    mine = [t for t in store.tasks.values() if t["status"] != "completed"
+            and member in t["owners"]["users"]]
+    _give_form(mine, {DROPDOWN: {"id": 1, "text": "Low", "value": None}})
+    out = tmp_path / f"set{suffix}"
+
+    await run_select(sandbox, out, TASKS, assignee=member, where=[f"taskdata.{DROPDOWN}=Low"],
+                     sets=[f"taskdata.{DROPDOWN}=Urgent", f"taskdata.{MULTI}=Phone;Letter"])
+    mine[0]["taskdata"][DROPDOWN] = {"id": 3, "text": "High", "value": None}  # edited since
+    _, entries = await run_job(sandbox, out, target="tasks")
+
+    statuses = {e.record_id.rpartition("/")[2]: e.status for e in entries}
+    assert statuses.pop(mine[0]["id"]) == "conflict"
+    assert set(statuses.values()) == {"ok"} and len(statuses) == len(mine) - 1
+    assert all(t["taskdata"][DROPDOWN]["text"] == "Urgent" for t in mine[1:])
+    assert all(_picked(t["taskdata"][MULTI]) == ["Letter", "Phone"] for t in mine[1:])
