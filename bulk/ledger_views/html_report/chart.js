@@ -146,6 +146,8 @@
     ],
     hooks: { drawAxes: [bands, stops] }
   };
-  var plot = new uPlot(opts, [x, done, errors, d.hits_429], el);
+  // A bucket without a 429 has no bar at all (a zero-height bar still draws its edge).
+  var hits = d.hits_429.map(function (v) { return v ? v : null; });
+  var plot = new uPlot(opts, [x, done, errors, hits], el);
   window.addEventListener("resize", function () { plot.setSize(size()); });
 })();
