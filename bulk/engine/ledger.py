@@ -27,8 +27,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bulk.engine import ledger_runs
 from bulk.engine.errors import ConfigError, LedgerMismatch, LedgerWriteError
 from bulk.engine.ledger_file import APPLICATION_ID, RunLock, open_for_run, open_read_only
+from bulk.engine.ledger_runs import SESSIONS_SCHEMA
 
 if TYPE_CHECKING:  # asyncio is imported where it is used: `bulk status` need not load it
     import asyncio
@@ -76,18 +78,6 @@ CREATE TABLE IF NOT EXISTS events (
     seconds REAL                       -- how long it held the job back, when known
 );
 """
-#: Created if absent like `events`: each run of the job, so a resumed job is told whole.
-SESSIONS_SCHEMA = """
--- One line per run of the job: its start, and its end with how it stopped. A run that
--- was killed or crashed has no end; the next run closes it ("crash") at its last write.
-CREATE TABLE IF NOT EXISTS sessions (
-    started_at TEXT NOT NULL,          -- ISO time, the same clock as rows.updated_at
-    ended_at   TEXT,                   -- NULL while running (or until a crash is found)
-    how        TEXT,                   -- finished, Ctrl-C, signal, crash, outage, ...
-    detail     TEXT                    -- the reason in words, when there is one
-);
-"""
-
 UPSERT = """
 INSERT INTO rows (row, record_id, status, http_status, attempts, error, request_id,
                   before, after, input, started_at, updated_at, error_kind)
@@ -243,47 +233,19 @@ class Ledger:
             return False
         return self.count() > 0
 
-    # -- the job's runs -------------------------------------------------------------
+    # -- the job's runs (see ledger_runs) -----------------------------------------------
     def begin_session(self) -> str:
-        """Note that a run of this job starts now; a run left open (killed, crashed) is
-        closed first as a crash, at the last thing it wrote. Returns the start."""
+        """Note that a run of this job starts now (a run left open is closed first, as
+        a crash at its last write). Returns the start."""
         started = now_iso()
         with self._transaction():
-            if not self._db.execute("SELECT 1 FROM sessions LIMIT 1").fetchone():
-                self._earlier_run()
-            for (rowid, began) in self._db.execute(
-                    "SELECT rowid, started_at FROM sessions WHERE ended_at IS NULL").fetchall():
-                last = self._db.execute(
-                    "SELECT MAX(at) FROM (SELECT MAX(updated_at) AS at FROM rows "
-                    "WHERE updated_at >= ? UNION ALL SELECT MAX(at) FROM events "
-                    "WHERE at >= ?)", (began, began)).fetchone()[0]
-                self._db.execute(
-                    "UPDATE sessions SET ended_at = ?, how = 'crash', detail = ? "
-                    "WHERE rowid = ?",
-                    (last or began, "killed or crashed: it never wrote its end", rowid))
-            self._db.execute("INSERT INTO sessions (started_at) VALUES (?)", (started,))
+            ledger_runs.begin(self._db, started, self.meta())
         return started
-
-    def _earlier_run(self) -> None:
-        # A ledger written before runs were noted, resumed now: its last run is what
-        # the meta says (the earlier ones of it are lost), so its history starts there.
-        meta = self.meta()
-        if not meta.get("started_at") or not self.count():
-            return
-        ended = meta.get("finished_at") or self._db.execute(
-            "SELECT MAX(updated_at) FROM rows").fetchone()[0]
-        how = {"done": "finished", "interrupted": "interrupt", "running": "crash"}.get(
-            meta.get("outcome") or "running", meta.get("outcome"))
-        self._db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)",
-                         (meta["started_at"], ended, how, None))
 
     def end_session(self, how: str, detail: str | None = None) -> None:
         """Note how the run begun last stopped (finished, Ctrl-C, signal, outage...)."""
         with self._transaction():
-            self._db.execute(
-                "UPDATE sessions SET ended_at = ?, how = ?, detail = ? WHERE rowid = "
-                "(SELECT MAX(rowid) FROM sessions) AND ended_at IS NULL",
-                (now_iso(), how, detail))
+            ledger_runs.end(self._db, now_iso(), how, detail)
 
     # -- writing --------------------------------------------------------------------
     def record(self, entry: Entry) -> None:

@@ -12,12 +12,14 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from bulk.engine.ledger_runs import OUTCOME_HOW
+
 #: What each way of stopping means to the person, and what to do about it.
 NEXT = {
     "finished": "",
-    "Ctrl-C": "run the same command again to finish",
-    "interrupt": "run the same command again to finish",
-    "crash": "killed or crashed; run the same command again to finish",
+    "Ctrl-C": "run the same command again",
+    "interrupt": "run the same command again",
+    "crash": "run the same command again (it settles any row left in doubt)",
     "outage": "the API was unreachable too long; run the same command again once it answers",
     "API unavailable": "the API was down at the start; run the same command again later",
     "failure stop": ("rows kept failing: see the errors by cause, deal with them, then run "
@@ -44,7 +46,7 @@ class Run:
             return ""
         if self.how.startswith("signal"):
             return NEXT["Ctrl-C"]
-        return NEXT.get(self.how, "run the same command again to finish")
+        return NEXT.get(self.how, "run the same command again")
 
 
 @dataclass
@@ -103,8 +105,7 @@ def read_history(db: sqlite3.Connection | None, meta: dict[str, str]) -> History
             "SELECT started_at, ended_at, how, detail FROM sessions ORDER BY rowid")]
     if not runs and meta.get("started_at"):  # a ledger from before runs were noted
         outcome = meta.get("outcome") or ""
-        how = {"done": "finished", "interrupted": "interrupt", "running": None}.get(
-            outcome, outcome or None)
+        how = OUTCOME_HOW.get(outcome, outcome or None)
         runs = [Run(meta["started_at"], meta.get("finished_at") or None, how)]
     return History(runs)
 

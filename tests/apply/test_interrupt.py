@@ -50,7 +50,7 @@ async def test_first_signal_finishes_in_flight_rows_and_exits_130(tmp_path, sig)
             lines = list(status_lines(book))
         assert any(line.startswith("stopped:  ") and line.endswith(f"({how})")
                    for line in lines), lines
-        assert "          to finish: run the same command again to finish" in lines
+        assert "          to finish: run the same command again" in lines
 
         summary, entries = await run_job(sandbox, path, ledger=ledger)
 

@@ -106,7 +106,7 @@ async def test_a_resumed_job_is_told_from_its_first_start(sandbox, tmp_path) -> 
     job = page.text("job")
     assert f"started {when(first_start)}" in job
     assert f"first start {when(first_start)} {when(first_end)}" in job
-    assert "Ctrl-C (run the same command again to finish)" not in job  # it did finish
+    assert "to finish:" not in job  # it did finish
     assert f"resumed {when(runs[1][0])} {when(runs[1][1])}" in job and "finished" in job
     # The chart starts at the first start and knows where the job stopped and resumed.
     data = json.loads(next(s for s in page.scripts if s.lstrip().startswith("{")))
@@ -144,6 +144,12 @@ async def test_each_way_of_stopping_is_named(sandbox, tmp_path) -> None:
     assert told["s.csv"]["how"] == "failure stop"
     assert told["s.csv"]["detail"].startswith("3 rows failed (--max-failures 3)")
     assert told["d.csv"]["how"] == "API unavailable"
+    # The report of a job stopped and not yet resumed says how to finish it.
+    out = tmp_path / "o.html"
+    invoke(["report", str(tmp_path / "o.csv.ledger.db"), "-o", str(out)])
+    job = Page(out.read_text(encoding="utf-8")).text("job")
+    assert "outage: the API stayed unreachable for 1 min; run again to resume (to finish: " \
+        "the API was unreachable too long; run the same command again once it answers)" in job
 
 
 def test_a_run_that_never_wrote_its_end_is_a_crash_at_its_last_write(tmp_path) -> None:
@@ -164,6 +170,8 @@ def test_a_run_that_never_wrote_its_end_is_a_crash_at_its_last_write(tmp_path) -
     lines = invoke(["status", str(path)]).stdout.splitlines()
     assert any(line.startswith("stopped:") and "(crash: killed or crashed" in line
                for line in lines), lines
+    assert "          to finish: run the same command again (it settles any row left in " \
+        "doubt)" not in lines  # the run after it finished
 
 
 def test_a_ledger_from_before_runs_were_noted_still_reads_and_keeps_its_start(tmp_path) -> None:

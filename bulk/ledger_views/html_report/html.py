@@ -134,7 +134,7 @@ def _runs(history: History) -> str:
         how = run.how or ("running now, or stopped by a crash" if run.ended_at is None else "?")
         words = escape(how) + (f": {escape(run.detail)}" if run.detail else "")
         if run.next_step and number == len(history.runs):
-            words += f' <span class="muted">({escape(run.next_step)})</span>'
+            words += f' <span class="muted">(to finish: {escape(run.next_step)})</span>'
         rows.append([escape("first start" if number == 1 else "resumed"),
                      escape(_when(run.started_at)), escape(_when(run.ended_at)),
                      escape(duration(run.seconds)) if run.ended_at else "-", words])
