@@ -110,8 +110,24 @@ def apply_job(options: ApplyOptions, connection: Any, *, quiet: bool = False,
             if prepared.resumed and not quiet:
                 print(f"resuming from {prepared.ledger.path}", file=err or sys.stderr)
             return asyncio.run(execute(prepared, observer=observer, on_job=signals.attach))
+        except BaseException as exc:
+            # The run ends here without a summary: its history says how (a run left
+            # open would be told as a crash by the next one). No-op if already ended.
+            with contextlib.suppress(Exception):
+                prepared.ledger.end_session(*_how_it_broke(exc))
+            raise
         finally:
             prepared.ledger.close()
+
+
+def _how_it_broke(exc: BaseException) -> tuple[str, str]:
+    from bulk.engine.errors import LedgerWriteError
+
+    if isinstance(exc, KeyboardInterrupt):
+        return "Ctrl-C", "before the first row"
+    if isinstance(exc, LedgerWriteError):
+        return "ledger write failed", str(exc)
+    return "error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 INTERRUPTED = 130

@@ -25,6 +25,7 @@ NEXT = {
     "failure stop": ("rows kept failing: see the errors by cause, deal with them, then run "
                      "the same command again"),
     "authentication": "the token was refused; set a valid one, then run the same command again",
+    "ledger write failed": "make room for the ledger, then run the same command again",
     "input changed": "the input file changed under the job; restore it, or start over with --fresh",
 }
 
