@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 import os
 import sys
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -333,21 +334,28 @@ def undo(ledger: Path, apply_now: bool, undo_ledger: Path | None, **flags: Any) 
 
 @main.command()
 @click.argument("ledger", type=_File(dir_okay=True))
-def status(ledger: Path) -> None:
-    """Counts by status, the job's fingerprint, start and end times.
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object (counts, runs, causes with their commands), for scripts.")
+def status(ledger: Path, as_json: bool) -> None:
+    """Counts by status, the job's fingerprint, its first start, each stop and resume,
+    and errors by cause with what to do.
 
     \b
     Example:
       bulk status renames.csv.ledger.db
+      bulk status renames.csv.ledger.db --json
     """
     from bulk.engine.ledger import open_existing
-    from bulk.ledger_views.status_export import status_lines
+    from bulk.ledger_views.status_export import status_json, status_lines
 
     try:
         book = open_existing(ledger)
     except ConfigError as exc:
         _fail(str(exc))
     with book:
+        if as_json:
+            click.echo(json.dumps(status_json(book), indent=2, ensure_ascii=False))
+            return
         for line in status_lines(book):
             click.echo(line)
 
@@ -363,7 +371,9 @@ def status(ledger: Path) -> None:
               help="File to write (default: standard output).")
 def export(ledger: Path, only: str | None, cause: str | None, out_format: str,
            output: str) -> None:
-    """One line per row: row, id, status, http_status, attempts, error, before, after.
+    """One line per row: row, id, status, http_status, attempts, error, request_id,
+    before, after; JSONL adds started_at and updated_at, CSV adds the row's own input
+    columns.
 
     A CSV export of failed rows is a valid input for a re-run.
 

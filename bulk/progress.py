@@ -33,6 +33,7 @@ class TerminalProgress:
         self._requests: Callable[[], int] | None = None
         self._samples: deque[tuple[float, int]] = deque()
         self._processed = 0  # rows done by this run (not skipped)
+        self._started = 0.0
 
     def watch(self, requests: Callable[[], int]) -> None:
         """Where to read how many requests the job has sent so far."""
@@ -44,6 +45,7 @@ class TerminalProgress:
         return not quiet and hasattr(stream, "isatty") and stream.isatty()
 
     def start(self, total: int) -> None:
+        self._started = self._now()
         self._bar = tqdm(
             total=total, unit="row", file=self._stream, dynamic_ncols=True, smoothing=0.05,
             bar_format=BAR_FORMAT,
@@ -71,7 +73,7 @@ class TerminalProgress:
         if self._bar is not None:
             self._bar.total += count
 
-    def _postfix(self) -> str:
+    def _postfix(self, final: bool = False) -> str:
         c = self._counts
         text = f"ok {c['ok']} unchanged {c['unchanged']} failed {c['failed'] + c['in_doubt']}"
         if c["invalid"]:
@@ -80,10 +82,23 @@ class TerminalProgress:
             text += f" conflict {c['conflict']}"
         if c["skipped"]:
             text += f" skipped {c['skipped']}"
+        if final:  # the whole run's rate: a job faster than the pace's window has one too
+            rate = self.overall_pace()
+            if rate is not None:
+                text += f" | {rate:.1f} req/s overall"
+            return text
         pace = self.pace()
         if pace is not None:
             text += f" | {pace:.1f} req/s, ETA {self.eta(pace)}"
         return text
+
+    def overall_pace(self) -> float | None:
+        """Requests per second over the whole run (None before any)."""
+        if self._requests is None:
+            return None
+        elapsed = self._now() - self._started
+        sent = self._requests()
+        return sent / elapsed if elapsed > 0 and sent else None
 
     def pace(self) -> float | None:
         """Requests per second over the last PACE_WINDOW seconds (None before any)."""
@@ -106,6 +121,6 @@ class TerminalProgress:
 
     def close(self) -> None:
         if self._bar is not None:
-            self._bar.set_postfix_str(self._postfix(), refresh=False)
+            self._bar.set_postfix_str(self._postfix(final=True), refresh=False)
             self._bar.close()
             self._bar = None

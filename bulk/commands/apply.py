@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -56,6 +57,8 @@ def apply_command(
         summary = apply_job(options, connection, quiet=bool(settings.get("quiet")), err=err,
                             signals=signals)
         print(summary.line(), file=out, flush=True)
+        for line in next_steps(summary):
+            print(line, file=out, flush=True)
         if summary.dry_run:
             from bulk.ledger_views.html_report.preview import preview_lines
 
@@ -69,6 +72,24 @@ def apply_command(
               file=err, flush=True)
         return INTERRUPTED
     return code
+
+
+def next_steps(summary: Summary) -> list[str]:
+    """What the person does next, after the summary line: how to finish an interrupted
+    job, and where to see why rows failed (a dry run's preview says it its own way)."""
+    ledger = shlex.quote(str(summary.ledger_path))
+    lines = []
+    if summary.interrupted:
+        lines.append("to finish: run the same command again (it resumes from the ledger; "
+                     "no row is done twice)")
+    elif summary.aborted:
+        lines.append("to finish: deal with the cause above, then run the same command again "
+                     "(it resumes from the ledger)")
+    troubled = ("failed", "invalid", "conflict", "in_doubt")
+    if not summary.dry_run and any(summary.ledger_counts.get(name) for name in troubled):
+        lines.append(f"next: bulk status {ledger} (why rows failed, and what to do) · "
+                     f"bulk report {ledger} (the same as a page)")
+    return lines
 
 
 def apply_job(options: ApplyOptions, connection: Any, *, quiet: bool = False,
@@ -89,8 +110,24 @@ def apply_job(options: ApplyOptions, connection: Any, *, quiet: bool = False,
             if prepared.resumed and not quiet:
                 print(f"resuming from {prepared.ledger.path}", file=err or sys.stderr)
             return asyncio.run(execute(prepared, observer=observer, on_job=signals.attach))
+        except BaseException as exc:
+            # The run ends here without a summary: its history says how (a run left
+            # open would be told as a crash by the next one). No-op if already ended.
+            with contextlib.suppress(Exception):
+                prepared.ledger.end_session(*_how_it_broke(exc))
+            raise
         finally:
             prepared.ledger.close()
+
+
+def _how_it_broke(exc: BaseException) -> tuple[str, str]:
+    from bulk.engine.errors import LedgerWriteError
+
+    if isinstance(exc, KeyboardInterrupt):
+        return "Ctrl-C", "before the first row"
+    if isinstance(exc, LedgerWriteError):
+        return "ledger write failed", str(exc)
+    return "error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 INTERRUPTED = 130
@@ -115,6 +152,7 @@ class StopSignals:
         self._job: Job | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous: dict[int, Any] = {}
+        self._by = "interrupt"  # how the last signal is named in the job's history
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -136,16 +174,17 @@ class StopSignals:
         self._loop = asyncio.get_running_loop()
         self._job = job
         for _ in range(min(self.received, 2)):  # signals that came while starting up
-            job.interrupt()
+            job.interrupt(self._by)
 
     def _on_signal(self, signum: int, frame: object) -> None:
         if not self._armed:
             raise KeyboardInterrupt
         self.received += 1
+        self._by = "Ctrl-C" if signum == signal.SIGINT else f"signal {signal.Signals(signum).name}"
         loop, job = self._loop, self._job
         if loop is None or job is None:
             return  # not started yet: attach() passes it on
         # A signal handler runs between two bytecodes of whatever the loop was doing:
         # hand the interrupt to the loop rather than change the job's state from here.
         with contextlib.suppress(RuntimeError):  # the loop is closed: the job is over
-            loop.call_soon_threadsafe(job.interrupt)
+            loop.call_soon_threadsafe(job.interrupt, self._by)

@@ -34,7 +34,7 @@ def undo_command(
 
     Raises ConfigError/InputError (exit 2) for an unusable ledger (a dry run's included).
     """
-    from bulk.commands.apply import apply_job
+    from bulk.commands.apply import apply_job, next_steps
     from bulk.tallyfy.apply_job import ApplyOptions
     from bulk.tallyfy.undo import write_undo
 
@@ -69,6 +69,8 @@ def undo_command(
     options = ApplyOptions(input=output, target=summary.target, **values)
     result = apply_job(options, connection, quiet=bool(flags.get("quiet")), err=err)
     print(result.line(), file=out, flush=True)
+    for line in next_steps(result):
+        print(line, file=out, flush=True)
     return max(result.exit_code, EXIT_FAILED if summary.skipped else EXIT_OK)
 
 

@@ -25,6 +25,8 @@ DEFAULT_OUTAGE_LIMIT = 600.0
 class OutageError(StopJob):
     """The API stayed unreachable longer than the outage limit."""
 
+    how = "outage"
+
 
 class Breaker:
     #: This many consecutive transient failures, over at least DISTINCT different

@@ -143,6 +143,9 @@ class StopJob(Exception):
     """Every later row would fail the same way (the API is down, every row is refused
     alike): the job stops, rows not done stay pending, exit 3. The message is one line."""
 
+    #: How the job's stop is named in its history (`bulk status`, `bulk report`).
+    how = "stopped"
+
 
 class TransportError(Exception):
     """No usable answer: connection refused or dropped, timeout, unreadable body.

@@ -145,8 +145,9 @@ class Job:
         self._ended = False
 
     # -- control (plain methods: signal handlers and tests call them) ----------------
-    def interrupt(self) -> None:
-        """First call: finish in-flight rows, take no more. Second call: stop now."""
+    def interrupt(self, by: str = "interrupt") -> None:
+        """First call: finish in-flight rows, take no more. Second call: stop now.
+        `by` names the stop in the job's history ("Ctrl-C", "signal SIGTERM")."""
         if self._ended:
             return  # a signal after the last row: the summary is already what happened
         if self._stopping:
@@ -154,12 +155,14 @@ class Job:
                 self._hard_stop.set()
             return
         self.summary.interrupted = True
+        self.summary.stopped_by = by
         self._begin_stop()
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: str, how: str = "stopped") -> None:
         """Stop taking rows because every later row would fail the same way."""
         if self.summary.aborted is None:
             self.summary.aborted = reason
+            self.summary.stopped_by = how
         self._begin_stop()
 
     def _ledger_failed(self, exc: LedgerWriteError) -> None:
@@ -286,10 +289,10 @@ class Job:
         try:
             await self._before_first_row()
         except AuthError as exc:
-            self.abort(f"authentication failed: {exc.describe()}")
+            self.abort(f"authentication failed: {exc.describe()}", "authentication")
             return False
         except StopJob as exc:
-            self.abort(str(exc))
+            self.abort(str(exc), exc.how)
             return False
         return True
 
@@ -376,7 +379,7 @@ class Job:
         try:
             entry = await self._handler(item, context)
         except AuthError as exc:
-            self.abort(f"authentication failed: {exc.describe()}")
+            self.abort(f"authentication failed: {exc.describe()}", "authentication")
             self._leave_unfinished(item, context, str(exc.describe()), exc.status)
             return
         except LedgerWriteError as exc:
@@ -386,7 +389,7 @@ class Job:
                                    None)
             return
         except StopJob as exc:
-            self.abort(str(exc))
+            self.abort(str(exc), exc.how)
             self._leave_unfinished(item, context, str(exc), None)
             return
         except asyncio.CancelledError:
@@ -403,7 +406,7 @@ class Job:
         self._later.offer(item.row, item.payload, entry)
         stop = self._watch.verdict(entry, again=self._later.passing)
         if stop is not None:
-            self.abort(stop)
+            self.abort(stop, "failure stop")
 
     @staticmethod
     def _internal_error(item: WorkItem, context: RowContext, exc: Exception) -> Entry:

@@ -27,8 +27,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bulk.engine import ledger_runs
 from bulk.engine.errors import ConfigError, LedgerMismatch, LedgerWriteError
 from bulk.engine.ledger_file import APPLICATION_ID, RunLock, open_for_run, open_read_only
+from bulk.engine.ledger_runs import SESSIONS_SCHEMA
 
 if TYPE_CHECKING:  # asyncio is imported where it is used: `bulk status` need not load it
     import asyncio
@@ -76,7 +78,6 @@ CREATE TABLE IF NOT EXISTS events (
     seconds REAL                       -- how long it held the job back, when known
 );
 """
-
 UPSERT = """
 INSERT INTO rows (row, record_id, status, http_status, attempts, error, request_id,
                   before, after, input, started_at, updated_at, error_kind)
@@ -152,7 +153,7 @@ COLUMNS = (
 
 def _set_up(db: sqlite3.Connection) -> None:
     """Tables and stamp of a new ledger (or of one written before the stamp)."""
-    db.executescript(SCHEMA + EVENTS_SCHEMA)
+    db.executescript(SCHEMA + EVENTS_SCHEMA + SESSIONS_SCHEMA)
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
@@ -188,7 +189,7 @@ class Ledger:
             self._db.execute("PRAGMA synchronous=NORMAL")
             if self._db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
                 _set_up(self._db)  # a ledger from before the stamp (checked to be ours)
-            self._db.executescript(EVENTS_SCHEMA)
+            self._db.executescript(EVENTS_SCHEMA + SESSIONS_SCHEMA)
             _migrate(self._db)
         except sqlite3.Error as exc:
             self._db.close()
@@ -224,12 +225,27 @@ class Ledger:
                 self._db.execute("DELETE FROM rows")
                 self._db.execute("DELETE FROM meta")
                 self._db.execute("DELETE FROM events")
+                self._db.execute("DELETE FROM sessions")
                 self._db.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
                     [("fingerprint", wanted), ("created_at", now_iso())],
                 )
             return False
         return self.count() > 0
+
+    # -- the job's runs (see ledger_runs) -----------------------------------------------
+    def begin_session(self) -> str:
+        """Note that a run of this job starts now (a run left open is closed first, as
+        a crash at its last write). Returns the start."""
+        started = now_iso()
+        with self._transaction():
+            ledger_runs.begin(self._db, started, self.meta())
+        return started
+
+    def end_session(self, how: str, detail: str | None = None) -> None:
+        """Note how the run begun last stopped (finished, Ctrl-C, signal, outage...)."""
+        with self._transaction():
+            ledger_runs.end(self._db, now_iso(), how, detail)
 
     # -- writing --------------------------------------------------------------------
     def record(self, entry: Entry) -> None:

@@ -21,6 +21,9 @@ class Summary:
     second_chance: int = 0  # rows tried again in the end-of-job pass
     interrupted: bool = False
     aborted: str | None = None
+    #: How the job stopped, for its history: "Ctrl-C", "signal SIGTERM", "outage",
+    #: "failure stop"... (None: it ran to its end).
+    stopped_by: str | None = None
     rate_limited: int = 0  # 429s met
     pauses: int = 0  # shared pauses they imposed
     outage_seconds: float = 0.0  # the API unreachable, every worker waiting

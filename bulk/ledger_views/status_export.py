@@ -8,10 +8,14 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bulk.engine.errors import ConfigError
 from bulk.engine.ledger import STATUSES, Entry, Ledger
+from bulk.ledger_views.history import History, duration, read_history, utc
+
+if TYPE_CHECKING:
+    from bulk.ledger_views.html_report.causes import Causes
 
 #: The columns every export row has. A CSV export also carries the row's own input
 #: columns, so that `bulk export --status failed --format csv` is a valid input again.
@@ -32,33 +36,89 @@ def status_lines(ledger: Ledger) -> Iterator[str]:
     yield f"ledger:   {ledger.path}"
     yield f"input:    {meta.get('input', '?')} (sha256 {fingerprint.get('input_sha256', '?')})"
     yield f"target:   {fingerprint.get('target', '?')}    org: {fingerprint.get('org', '?')}"
-    yield f"started:  {meta.get('started_at') or '-'}"
-    if meta.get("finished_at"):
-        yield f"ended:    {meta['finished_at']} ({meta.get('outcome', 'done')})"
-    else:
-        yield "ended:    - (running now, or stopped by a crash: run the same command to resume)"
+    history, causes, trouble = _read_more(ledger, meta)
+    yield from _history_lines(history)
     recorded = sum(counts.values())
     yield f"rows:     {total} in input, {recorded} recorded"
     for status in STATUSES:
         yield f"  {status:<10} {counts[status]}"
     if total > recorded:
         yield f"  {'not yet':<10} {total - recorded}"
-    yield from _cause_lines(ledger)
+    if trouble:
+        yield f"errors by cause: not available ({trouble})"
+    elif causes is not None:
+        from bulk.ledger_views.html_report.causes import cause_lines
+
+        yield from cause_lines(causes, ledger.path, fingerprint.get("target"))
 
 
-def _cause_lines(ledger: Ledger) -> list[str]:
-    """Errors grouped by cause: the same groups as `bulk report` shows."""
-    from bulk.ledger_views.html_report.causes import cause_lines, group_causes
+def _history_lines(history: History) -> Iterator[str]:
+    """First start, each stop and resume, the end, total and active time."""
+    runs = history.runs
+    yield f"started:  {utc(history.first_start)}"
+    for number, run in enumerate(runs, 1):
+        if number > 1:
+            yield f"resumed:  {utc(run.started_at)}"
+        if run.ended_at is None:
+            if number == len(runs):
+                yield ("ended:    - (running now, or stopped by a crash: run the same command "
+                       "to resume)")
+            continue
+        if run.how == "finished":
+            yield f"ended:    {utc(run.ended_at)} (finished)"
+            continue
+        detail = f": {run.detail}" if run.detail else ""
+        yield f"stopped:  {utc(run.ended_at)} ({run.how}{detail})"
+        if number == len(runs):
+            yield f"          to finish: {run.next_step}"
+    if history.last_end:
+        yield (f"time:     {duration(history.total_seconds)} in all, "
+               f"{duration(history.active_seconds)} running "
+               f"({len(runs)} run{'s' if len(runs) != 1 else ''})")
+
+
+def _read_more(ledger: Ledger, meta: dict[str, str]) -> tuple[History, Causes | None, str]:
+    """The job's runs and its errors by cause (the same groups as `bulk report`)."""
+    from bulk.ledger_views.html_report.causes import group_causes
     from bulk.ledger_views.html_report.facts import open_readonly
 
     try:
         db = open_readonly(ledger.path)
-    except ConfigError as exc:  # the counts above stand; say why the causes do not
-        return [f"errors by cause: not available ({exc})"]
+    except ConfigError as exc:  # the counts stand; say why the causes do not
+        return read_history(None, meta), None, str(exc)
     try:
-        return cause_lines(group_causes(db), ledger.path)
+        return read_history(db, meta), group_causes(db), ""
     finally:
         db.close()
+
+
+def status_json(ledger: Ledger) -> dict[str, Any]:
+    """What `bulk status --json` prints: the same facts as its lines, for scripts."""
+    meta = ledger.meta()
+    counts = ledger.counts()
+    total = int(meta.get("rows") or 0)
+    fingerprint = json.loads(meta.get("fingerprint", "{}"))
+    history, causes, trouble = _read_more(ledger, meta)
+    target = fingerprint.get("target")
+    found: dict[str, Any] = {
+        "ledger": str(ledger.path), "input": meta.get("input"),
+        "input_sha256": fingerprint.get("input_sha256"), "target": target,
+        "org": fingerprint.get("org"), "dry_run": fingerprint.get("mode") == "dry-run",
+        "outcome": meta.get("outcome"), **history.as_dict(),
+        "rows": total, "recorded": sum(counts.values()), "counts": counts,
+        "not_yet": max(0, total - sum(counts.values())),
+    }
+    if causes is not None:
+        found["causes"] = [{
+            "key": cause.key, "status": cause.status, "http_status": cause.http_status,
+            "cause": cause.shown, "rows": cause.count,
+            "first_rows": [row for row, _id, _error in cause.first_rows],
+            "what_to_do": cause.advice, "commands": cause.next_commands(ledger.path, target),
+        } for cause in causes.groups]
+        found["causes_total"] = causes.total_groups
+    else:
+        found["causes_error"] = trouble
+    return found
 
 
 def _export_record(entry: Entry) -> dict[str, Any]:

@@ -115,6 +115,8 @@ def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
         if options.dry_run:
             fresh = _rehearsal_ledger(ledger)
         resumed = ledger.claim(fingerprint, fresh=fresh)
+        # Before the meta is stamped: it still tells an older ledger's last run.
+        ledger.begin_session()
         ledger.set_meta(
             input=str(options.input), target=target.name, org=connection.org_id,
             base_url=connection.base_url, rows=str(scanned.rows),
@@ -214,14 +216,16 @@ async def execute(
         except InputError:
             # The input changed under the job (it was checked whole before): the ledger
             # says the job stopped, not that it is still running or crashed.
-            job.ledger.set_meta(finished_at=now_iso(),
-                                outcome="stopped: the input file changed or became unreadable")
+            stopped = "stopped: the input file changed or became unreadable"
+            job.ledger.set_meta(finished_at=now_iso(), outcome=stopped)
+            job.ledger.end_session("input changed", stopped)
             raise
         summary.dry_run = options.dry_run
         summary.requests = client.http.requests
         summary.rate_limited, summary.pauses = pacer.rate_limited, pacer.pauses
         summary.outage_seconds = breaker.outage_seconds
     job.ledger.set_meta(finished_at=now_iso(), outcome=summary.outcome)
+    job.ledger.end_session(summary.stopped_by or "finished", summary.aborted)
     return summary
 
 

@@ -27,6 +27,8 @@ PREFLIGHT_PAUSE = 1.0
 class ApiUnavailable(StopJob):
     """The API answered only 5xx: it is down now; nothing was done (exit 3)."""
 
+    how = "API unavailable"
+
 
 async def preflight(
     session: aiohttp.ClientSession,

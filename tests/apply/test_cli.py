@@ -146,7 +146,7 @@ def test_status_shows_counts_fingerprint_and_times(threaded_sandbox, tmp_path: P
     text = result.stdout
     assert "ok         3" in text and "invalid    1" in text
     assert "sha256" in text and "runs" in text and threaded_sandbox.org_id in text
-    assert "started:" in text and "ended:" in text and "(done)" in text
+    assert "started:" in text and "ended:" in text and "(finished)" in text
 
 
 def test_failed_rows_exported_as_csv_are_a_valid_input(threaded_sandbox, tmp_path: Path) -> None:

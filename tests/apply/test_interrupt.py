@@ -45,14 +45,22 @@ async def test_first_signal_finishes_in_flight_rows_and_exits_130(tmp_path, sig)
         # In-flight rows were allowed to finish: nothing is left in doubt.
         assert statuses.get("in_doubt", 0) == 0
         assert 4 <= statuses["ok"] < 60
+        how = "Ctrl-C" if sig == signal.SIGINT else "signal SIGTERM"
         with Ledger(ledger) as book:
-            assert any(line.endswith("(interrupted)") for line in status_lines(book))
+            lines = list(status_lines(book))
+        assert any(line.startswith("stopped:  ") and line.endswith(f"({how})")
+                   for line in lines), lines
+        assert "          to finish: run the same command again" in lines
 
         summary, entries = await run_job(sandbox, path, ledger=ledger)
 
         assert [e.status for e in entries] == ["ok"] * 60
         assert summary.skipped == statuses["ok"]
         assert max(sandbox.stats.writes_per_record.values()) == 1
+        # The job is told whole: its first start, the stop and how, the resume, the end.
+        with Ledger(ledger) as book:
+            told = [line.split()[0] for line in status_lines(book)][3:8]
+        assert told == ["started:", "stopped:", "resumed:", "ended:", "time:"]
 
 
 async def test_a_second_ctrl_c_stops_at_once_and_resume_settles_the_rest(tmp_path) -> None:

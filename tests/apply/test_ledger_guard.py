@@ -202,6 +202,14 @@ async def test_kill_9_leaves_no_stale_lock_and_the_next_run_finishes(tmp_path) -
         assert code == 0, err
         assert "ok 40" in out
         assert max(sandbox.stats.writes_per_record.values()) == 1
+        # The killed run wrote no end: the next one told it as a crash, at its last write.
+        with closing(sqlite3.connect(ledger)) as db:
+            runs = db.execute(
+                "SELECT how, started_at, ended_at FROM sessions ORDER BY rowid").fetchall()
+            kept = db.execute("SELECT MAX(updated_at) FROM rows WHERE updated_at < ?",
+                              (runs[1][1],)).fetchone()[0]  # rows the resume left as they were
+        assert [how for how, _start, _end in runs] == ["crash", "finished"]
+        assert runs[0][1] < kept <= runs[0][2] < runs[1][1]
 
 
 # -- item 8: a full disk ----------------------------------------------------------------
@@ -244,6 +252,10 @@ def test_a_disk_filling_up_mid_run_stops_cleanly_and_a_later_run_resumes(
     assert again.exit_code == 0, again.output
     assert "ok 40" in again.stdout
     assert max(threaded_sandbox.stats.writes_per_record.values()) == 1
+    with closing(sqlite3.connect(ledger)) as db:  # the stopped run says why, in its history
+        runs = db.execute("SELECT how, detail FROM sessions ORDER BY rowid").fetchall()
+    assert [how for how, _detail in runs] == ["ledger write failed", "finished"]
+    assert "database or disk is full" in runs[0][1]
     for n, rid in enumerate(ids):
         assert threaded_sandbox.store.runs[rid]["name"] == f"Full {'n' * 400} {n}"
 

@@ -37,8 +37,28 @@ def test_the_bar_shows_the_pace_and_an_eta_from_it():
     pace = bar.pace()
     assert pace is not None and pace > 3.0  # the last 5 s, not the whole job
     assert bar.eta(20.0) == "00:08"  # 80 rows x 2 / 20
+    assert "req/s, ETA 00:" in bar._postfix()  # while it runs
     bar.close()
-    assert "req/s, ETA" in stream.getvalue()
+    assert "req/s overall" in stream.getvalue()  # at its end: the whole run's rate
+
+
+def test_a_fast_job_ends_on_its_real_rate_not_on_zero():
+    # Every request was sent before the bar's first refresh: the pace of the last 5 s is
+    # nothing to show; the end shows the whole run's rate, and no ETA.
+    clock = Clock()
+    stream = io.StringIO()
+    sent = {"requests": 0}
+    bar = TerminalProgress(stream, now=clock)
+    bar.watch(lambda: sent["requests"])
+    bar.start(50)
+    sent["requests"] = 100
+    for _ in range(50):
+        bar.advance(Entry(row=1, status="ok"))
+    clock.t = 0.5
+    bar.close()
+    last = stream.getvalue().rsplit("\r", 1)[-1]
+    assert "50/50" in last and "200.0 req/s overall" in last, last
+    assert " 0.0 req/s" not in last and "ETA ?" not in last
 
 
 def test_no_pace_without_a_source():

@@ -64,6 +64,33 @@ class Cause:
         return (f"bulk export {shlex.quote(str(ledger))} --status {self.status} "
                 f"--cause {self.key}")
 
+    @property
+    def shown(self) -> str:
+        """The cause as people read it: its shape, or, for a cause of one row, the
+        message itself (its value is then the whole story, nothing to hide)."""
+        if self.count == 1 and self.first_rows and self.first_rows[0][2]:
+            return self.first_rows[0][2]
+        return self.shape
+
+    @property
+    def advice(self) -> str:
+        """What to do about these rows, in a few words."""
+        return advice(self.status, self.http_status)
+
+    def next_commands(self, ledger: str | Path, target: str | None) -> list[str]:
+        """The exact commands for just these rows: write them to a CSV file (a valid
+        input), then, where doing them again can help, apply that file."""
+        out = f"{self.status}-{self.key}.csv"
+        commands = [f"{self.export_command(ledger)} --format csv -o {out}"]
+        if self.status in ("invalid", "failed") and self.http_status not in (404, 401, 403):
+            commands.append(f"bulk apply --input {out} --target {target or 'runs'}")
+        return commands
+
+    @property
+    def fix_first(self) -> bool:
+        """The rows must be corrected in the exported file before applying it."""
+        return _to_fix(self.status, self.http_status)
+
 
 @dataclass
 class Causes:
@@ -118,8 +145,39 @@ def _first_rows(db: sqlite3.Connection, where: str, statuses: list[str],
             wanting.discard(key)
 
 
-def cause_lines(causes: Causes, ledger: str | Path) -> list[str]:
-    """The groups as `bulk status` prints them."""
+def _to_fix(status: str, http_status: int | None) -> bool:
+    """The row itself is wrong (a cell, a value the API refuses): doing it again as it is
+    would fail again."""
+    return status == "invalid" or (http_status is not None and 400 <= http_status < 500
+                                   and http_status != 429)
+
+
+def advice(status: str, http_status: int | None) -> str:
+    """What a person does about rows of this status and answer (one rule per case)."""
+    if status == "conflict":
+        return ("the record changed after it was read (someone edited it): select again "
+                "to start from what it holds now")
+    if status == "in_doubt":
+        return ("a write may have landed without an answer: run the same command again; it "
+                "reads the record and settles the row")
+    if status == "pending":
+        return "not done yet: run the same command again to finish"
+    if status == "invalid":
+        return "the row itself is wrong (the message names the column): fix it and apply it"
+    if http_status == 404:
+        return ("the record is gone (deleted, archived, or a wrong id): drop these rows, "
+                "or select again")
+    if http_status in (401, 403):
+        return ("the token may not change these records: get the access, then run the same "
+                "command again with --retry-failed")
+    if _to_fix(status, http_status):
+        return "the API refused the value: fix it in these rows and apply them"
+    return ("the API did not answer in time (busy or down): run the same command again; "
+            "these rows are tried again")
+
+
+def cause_lines(causes: Causes, ledger: str | Path, target: str | None = None) -> list[str]:
+    """The groups as `bulk status` prints them, each with what to do and the commands."""
     if not causes.groups:
         return []
     lines = [f"errors by cause: {causes.total_rows} rows, {causes.total_groups} "
@@ -127,8 +185,15 @@ def cause_lines(causes: Causes, ledger: str | Path) -> list[str]:
     for cause in causes.groups:
         rows = ", ".join(str(row) for row, _id, _error in cause.first_rows)
         more = ", …" if cause.count > len(cause.first_rows) else ""
-        lines.append(f"  {cause.count:>7}  {cause.status}  {cause.shape}")
-        lines.append(f"           rows {rows}{more}  ·  {cause.export_command(ledger)}")
+        row_word = "row" if cause.count == 1 else "rows"
+        lines.append(f"  {cause.count:>7}  {cause.status}  {cause.shown}")
+        lines.append(f"           {row_word} {rows}{more}")
+        lines.append(f"           what to do: {cause.advice}")
+        first, *then = cause.next_commands(ledger, target)
+        lines.append(f"             {first}")
+        for command in then:
+            fix = "   (once the rows in it are fixed)" if cause.fix_first else ""
+            lines.append(f"             {command}{fix}")
     hidden = causes.total_groups - len(causes.groups)
     if hidden:
         lines.append(f"  and {hidden} more cause{'s' if hidden != 1 else ''} "

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bulk.engine.errors import ConfigError
+from bulk.ledger_views.history import History, read_history
 from bulk.ledger_views.html_report.causes import FINE, Causes, group_causes
 
 #: The ledger's statuses, in the order people read them (ledger.STATUSES, plus
@@ -65,6 +66,8 @@ class Facts:
     duplicate_ids: int
     attempts: int = 0  # requests' read-merge-write attempts, all rows
     retried: int = 0  # rows that took more than one
+    #: Each run of the job (first start, stops, resumes).
+    history: History = field(default_factory=lambda: History([]))
 
     @property
     def recorded(self) -> int:
@@ -116,7 +119,7 @@ def _gather(db: sqlite3.Connection, path: str, limit: int) -> Facts:
             events[kind] = (count, held.get(kind, 0.0))
     dry_run = fingerprint.get("mode") == "dry-run"
     # Only a plan shows them: a GROUP BY record_id over every row is the costliest query.
-    duplicates, duplicate_ids = _duplicates(db) if dry_run else ([], 0)
+    repeated, duplicate_ids = duplicates(db) if dry_run else ([], 0)
     attempts, retried = db.execute(
         "SELECT TOTAL(attempts), TOTAL(attempts > 1) FROM rows").fetchone()
     return Facts(
@@ -128,15 +131,21 @@ def _gather(db: sqlite3.Connection, path: str, limit: int) -> Facts:
         total=int(meta.get("rows") or 0),
         counts=status_counts(db),
         fields=fields,
-        throughput=_throughput(db, bool(has_events), bands),
+        throughput=_throughput(db, bool(has_events), bands, _has(db, "sessions")),
         events=events,
         causes=group_causes(db, limit),
         samples={name: _samples(db, name) for name, _count in fields},
-        duplicates=duplicates,
+        duplicates=repeated,
         duplicate_ids=duplicate_ids,
         attempts=int(attempts),
         retried=int(retried),
+        history=read_history(db, meta),
     )
+
+
+def _has(db: sqlite3.Connection, table: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                      (table,)).fetchone() is not None
 
 
 def _json(text: str | None) -> dict[str, Any]:
@@ -181,13 +190,17 @@ def _held_back(db: sqlite3.Connection) -> tuple[dict[str, float], list[Band]]:
     return held, bands
 
 
-def _throughput(db: sqlite3.Connection, has_events: bool, merged: list[Band]) -> Throughput:
+def _throughput(db: sqlite3.Connection, has_events: bool, merged: list[Band],
+                has_sessions: bool = False) -> Throughput:
     # MIN/MAX of the ISO text (all UTC, so it sorts as time), converted once, not per row.
     spans = [f"SELECT {_unix('MIN(updated_at)')} AS lo, {_unix('MAX(updated_at)')} AS hi "
              "FROM rows WHERE status != 'pending'"]
     if has_events:
         spans.append(f"SELECT MIN({_unix('at')}), MAX({_unix('at')} + COALESCE(seconds, 0)) "
                      "FROM events")
+    if has_sessions:  # the chart starts at the first start and shows every stop
+        spans.append(f"SELECT MIN({_unix('started_at')}), MAX({_unix('ended_at')}) "
+                     "FROM sessions")
     lo, hi = db.execute(f"SELECT MIN(lo), MAX(hi) FROM ({' UNION ALL '.join(spans)})").fetchone()
     if lo is None:
         return Throughput()
@@ -228,7 +241,7 @@ def _samples(db: sqlite3.Connection, name: str) -> list[Change]:
     return [Change(*values) for values in found]
 
 
-def _duplicates(db: sqlite3.Connection) -> tuple[list[tuple[str, int, list[int]]], int]:
+def duplicates(db: sqlite3.Connection) -> tuple[list[tuple[str, int, list[int]]], int]:
     """Record ids more than one row changes (in a plan, the later row wins)."""
     query = ("SELECT record_id, COUNT(*) AS n, MIN(row) AS first FROM rows "
              "WHERE record_id IS NOT NULL GROUP BY record_id HAVING n > 1")

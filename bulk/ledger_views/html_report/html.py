@@ -14,8 +14,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from bulk.ledger_views.history import History, duration, utc
 from bulk.ledger_views.html_report.causes import cause_lines
 from bulk.ledger_views.html_report.facts import Facts, gather
+from bulk.ledger_views.html_report.preview import plan_news
 
 HERE = Path(__file__).resolve().parent
 #: Before → after values longer than this are cut in the page (the export has them whole).
@@ -59,23 +61,24 @@ def _title(facts: Facts) -> str:
 def _subtitle(facts: Facts) -> str:
     outcome = facts.meta.get("outcome") or "?"
     target = facts.fingerprint.get("target", "?")
+    history = facts.history
+    first = history.first_start or facts.meta.get("started_at")
+    end = history.last_end if history.runs else facts.meta.get("finished_at")
+    resumed = history.resumes
+    told = (f" · stopped and resumed {resumed} time{'s' if resumed != 1 else ''}"
+            if resumed else "")
     return (f"{facts.total:,} rows of {target} · {outcome} · "
-            f"{_when(facts.meta.get('started_at'))} → {_when(facts.meta.get('finished_at'))}")
+            f"{_when(first)} → {_when(end)}{told}")
 
 
 def _when(stamp: str | None) -> str:
-    if not stamp:
-        return "-"
-    try:
-        return datetime.fromisoformat(stamp).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
-    except ValueError:
-        return stamp
+    return utc(stamp)
 
 
 def _sections(facts: Facts) -> list[str]:
-    sections = [_job(facts), _counts(facts), _throughput(facts), _errors(facts)]
-    sections.append(_plan(facts) if facts.dry_run else _changes(facts))
-    return sections
+    if facts.dry_run:  # a plan leads with what would happen, then the figures behind it
+        return [_plan(facts), _counts(facts), _errors(facts), _job(facts), _throughput(facts)]
+    return [_job(facts), _counts(facts), _throughput(facts), _errors(facts), _changes(facts)]
 
 
 def _section(ident: str, title: str, *body: str) -> str:
@@ -85,13 +88,13 @@ def _section(ident: str, title: str, *body: str) -> str:
 def _table(head: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
     numeric = numeric or set()
     cls = lambda i: ' class="n"' if i in numeric else ""  # noqa: E731
-    out = ["<table><thead><tr>"]
+    out = ['<div class="scroll"><table><thead><tr>']
     out += [f"<th{cls(i)}>{escape(name)}</th>" for i, name in enumerate(head)]
     out.append("</tr></thead><tbody>")
     for row in rows:  # cells are HTML already (escaped by the caller)
         out.append("<tr>" + "".join(f"<td{cls(i)}>{cell}</td>" for i, cell in enumerate(row))
                    + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "".join(out)
 
 
@@ -108,21 +111,45 @@ def _job(facts: Facts) -> str:
         ["fingerprint", f'<span class="mono">input sha256 '
                         f'{escape(str(fp.get("input_sha256", "?")))}</span>'],
         ["options", escape(options)],
-        ["started", escape(_when(meta.get("started_at")))],
+        ["started", escape(_when(facts.history.first_start or meta.get("started_at")))],
         ["ended", escape(_when(meta.get("finished_at")) if meta.get("finished_at")
                          else "- (running now, or stopped by a crash)")],
         ["how it ended", escape(meta.get("outcome") or "?")],
-        ["ledger", f'<span class="mono">{escape(facts.ledger)}</span>'],
     ]
-    return _section("job", "The job", _table(["", ""], [[f"<b>{k}</b>", v] for k, v in rows]))
+    history = facts.history
+    if history.last_end:
+        rows.append(["time", escape(f"{duration(history.total_seconds)} in all, "
+                                    f"{duration(history.active_seconds)} running")])
+    rows.append(["ledger", f'<span class="mono">{escape(facts.ledger)}</span>'])
+    body = [_table(["", ""], [[f"<b>{k}</b>", v] for k, v in rows])]
+    if len(history.runs) > 1 or history.stops:
+        body.append(_runs(history))
+    return _section("job", "The job", *body)
+
+
+def _runs(history: History) -> str:
+    """Each run: when it started (the first start, then each resume), how it stopped."""
+    rows = []
+    for number, run in enumerate(history.runs, 1):
+        how = run.how or ("running now, or stopped by a crash" if run.ended_at is None else "?")
+        words = escape(how) + (f": {escape(run.detail)}" if run.detail else "")
+        if run.next_step and number == len(history.runs):
+            words += f' <span class="muted">(to finish: {escape(run.next_step)})</span>'
+        rows.append([escape("first start" if number == 1 else "resumed"),
+                     escape(_when(run.started_at)), escape(_when(run.ended_at)),
+                     escape(duration(run.seconds)) if run.ended_at else "-", words])
+    return ('<h3 id="runs">Runs: each start, stop and resume</h3>'
+            + _table(["", "started", "stopped", "ran", "how it stopped"], rows, {3}))
 
 
 def _counts(facts: Facts) -> str:
     tiles = ['<div class="tiles">']
     for status, count in facts.counts.items():
+        # A plan's `ok` rows were not changed: they would be.
+        label = "would change" if facts.dry_run and status == "ok" else status
         tiles.append(f'<div class="tile {escape(status)}" data-status="{escape(status)}" '
                      f'data-count="{count}">'
-                     f'<b>{count:,}</b><span>{escape(status)}</span></div>')
+                     f'<b>{count:,}</b><span>{escape(label)}</span></div>')
     left = facts.total - facts.recorded
     if left > 0:
         tiles.append(f'<div class="tile" data-status="not yet" data-count="{left}"><b>{left:,}</b>'
@@ -148,8 +175,20 @@ def _throughput(facts: Facts) -> str:
     finished = sum(count * tp.width for count in tp.done)
     peak = max(tp.done, default=0.0)
     span = len(tp.seconds) * tp.width
+    # The average over the time the job ran (stops left out), else over the chart.
+    # Never below one bucket: the peak is per bucket, and a job shorter than one would
+    # show an average above its peak.
+    running = max(facts.history.active_seconds, tp.width) if facts.history.active_seconds \
+        else span
+    average = finished / running if running else 0.0
     summary = [f"{round(finished):,} rows finished over about {span:,} s "
-               f"(buckets of {tp.width} s), peak {peak:,.1f} rows/s"]
+               f"(buckets of {tp.width} s), average {average:,.1f} rows/s"
+               f"{' while running' if facts.history.active_seconds else ''}, "
+               f"peak {peak:,.1f} rows/s"]
+    stops = facts.history.stops
+    if stops:
+        summary.append(f"{len(stops)} stop{'s' if len(stops) != 1 else ''} "
+                       f"({', '.join(run.how or '?' for run in stops)})")
     for kind, (count, held) in sorted(facts.events.items()):
         label = {"429": "429 answer", "pause": "pause", "outage": "outage"}.get(kind, kind)
         label += "s" if count != 1 and kind in ("429", "pause", "outage") else ""
@@ -157,9 +196,13 @@ def _throughput(facts: Facts) -> str:
     legend = ('<p class="muted"><span class="legend-key" style="background:rgba(230,140,0,.35)">'
               '</span>pause (every worker waits out a 429\'s Retry-After)'
               '<span class="legend-key" style="background:rgba(90,90,90,.4)"></span>outage'
-              '<span class="legend-key" style="background:#8e24aa"></span>429 answers</p>')
+              '<span class="legend-key" style="background:#8e24aa"></span>429 answers'
+              '<span class="legend-key stop-key"></span>a stop (and where the job resumed)</p>')
+    noscript = ('<noscript><p class="banner">The chart needs JavaScript, which is off: the '
+                "figures above and the tables below have it all.</p></noscript>")
     return _section("throughput", "Throughput over time",
-                    f"<p>{escape(' · '.join(summary))}</p>", '<div id="chart"></div>', legend)
+                    f"<p>{escape(' · '.join(summary))}</p>", noscript,
+                    '<div id="chart"></div>', legend)
 
 
 def _errors(facts: Facts) -> str:
@@ -173,12 +216,16 @@ def _errors(facts: Facts) -> str:
     for cause in causes.groups:
         rows = [[str(row), f'<span class="mono">{escape(record_id or "-")}</span>',
                  escape(error or "")] for row, record_id, error in cause.first_rows]
+        commands = cause.next_commands(facts.ledger, facts.fingerprint.get("target"))
         body.append(
             f'<div class="cause" data-key="{cause.key}" data-count="{cause.count}">'
-            f"<h3>{cause.count:,} × {escape(cause.status)}: {escape(cause.shape)}</h3>"
+            f"<h3>{cause.count:,} × {escape(cause.status)}: {escape(cause.shown)}</h3>"
             + _table(["row", "record", "message"], rows)
-            + f'<p>All of them: <code class="cmd">{escape(cause.export_command(facts.ledger))}'
-            "</code></p></div>")
+            + f'<p class="todo"><b>What to do:</b> {escape(cause.advice)}.</p>'
+            + "<p>Just these rows: "
+            + (", then, once the rows in it are fixed, " if cause.fix_first else ", then ")
+            .join(f'<code class="cmd">{escape(command)}</code>' for command in commands)
+            + "</p></div>")
     return _section("errors", "Errors by cause", *body)
 
 
@@ -209,10 +256,12 @@ def _changes(facts: Facts) -> str:
 
 
 def _plan(facts: Facts) -> str:
-    would = facts.counts.get("ok", 0)
+    news = plan_news(facts.counts, facts.duplicate_ids)
     body = ['<p class="banner">A dry run: every record was read and every row planned; '
-            f"nothing was written. <b>{would:,}</b> rows would change, "
-            f"{facts.counts.get('unchanged', 0):,} already match.</p>"]
+            f"nothing was written. <b>{escape(news)}</b>.</p>"]
+    if any(facts.counts.get(name) for name in ("failed", "invalid", "conflict")):
+        body.append('<p>Why some rows would not go as planned, and what to do: '
+                    '<a href="#errors">errors by cause</a>.</p>')
     rows = [[f'<span class="mono">{escape(name)}</span>', f"{count:,}"]
             for name, count in facts.fields]
     body.append(_table(["field", "rows that would change it"], rows, {1}) if rows
@@ -244,9 +293,21 @@ def _chart_data(facts: Facts) -> str:
         "start": start, "width": tp.width, "seconds": tp.seconds,
         "done": [round(v, 3) for v in tp.done], "errors": [round(v, 3) for v in tp.errors],
         "hits_429": tp.hits_429, "bands": tp.bands,
+        # Each run, from the chart's start: [start, end or null, how it stopped].
+        "runs": [[_offset(run.started_at, start), _offset(run.ended_at, start), run.how]
+                 for run in facts.history.runs],
     }
     # "</" cannot end the script element early, whatever a value holds.
     return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+
+
+def _offset(stamp: str | None, start: float) -> float | None:
+    if not stamp or not start:
+        return None
+    try:
+        return round(datetime.fromisoformat(stamp).timestamp() - start, 3)
+    except ValueError:
+        return None
 
 
 def status_cause_lines(facts: Facts) -> list[str]:

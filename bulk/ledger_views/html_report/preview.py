@@ -7,24 +7,51 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from bulk.ledger_views.html_report.facts import open_readonly
+from bulk.ledger_views.html_report.facts import duplicates, open_readonly, status_counts
 
 #: A value longer than this is cut on the terminal (the export and report have it whole).
 SHOWN = 60
 
 
+def plan_news(counts: dict[str, int], repeated: int) -> str:
+    """The dry run's news first: what would change, and every kind of row that would not
+    go as planned (the same words on the terminal and in the report)."""
+    would, same = counts.get("ok", 0), counts.get("unchanged", 0)
+    news = [f"{would:,} row{'s' if would != 1 else ''} would change, {same:,} already match"]
+    bad = [f"{counts[name]:,} {name}" for name in ("failed", "invalid", "conflict")
+           if counts.get(name)]
+    if bad:
+        news.append("; ".join(bad))
+    if repeated:
+        news.append(f"{repeated:,} record{'s' if repeated != 1 else ''} named by several rows "
+                    "(the later row wins)")
+    return " · ".join(news)
+
+
 def preview_lines(ledger: str | Path, first: int = 5) -> list[str]:
-    """Per field, how many rows would change it; then the first changes, one a line:
+    """The news (would change, failed, invalid, conflict, repeated records), per field how
+    many rows would change it, then the first changes, one a line:
     `id  field: "old" → "new"`."""
     db = open_readonly(ledger)
+    quoted = shlex.quote(str(ledger))
     try:
+        counts = status_counts(db)
+        repeated, repeated_count = duplicates(db)
+        lines = [f"plan: {plan_news(counts, repeated_count)}"]
+        for record_id, rows, first_rows in repeated[:3]:
+            more = ", …" if rows > len(first_rows) else ""
+            lines.append(f"  {record_id} is named by {rows} rows: "
+                         f"{', '.join(map(str, first_rows))}{more}")
+        if any(counts.get(name) for name in ("failed", "invalid", "conflict")):
+            lines.append(f"  why, and what to do: bulk status {quoted} "
+                         f"(or bulk report {quoted})")
         fields = db.execute(
             "SELECT j.key, COUNT(*) FROM rows, json_each(rows.after) AS j "
             "WHERE rows.status = 'ok' GROUP BY j.key ORDER BY COUNT(*) DESC, j.key").fetchall()
         if not fields:
-            return ["plan: no row would change anything"]
+            return [*lines, "plan: no row would change anything"]
         width = max(len(name) for name, _count in fields)
-        lines = ["plan: rows that would change each field"]
+        lines.append("rows that would change each field:")
         lines += [f"  {name:<{width}}  {count}" for name, count in fields]
         lines.append("first changes:")
         shown = 0
@@ -43,8 +70,7 @@ def preview_lines(ledger: str | Path, first: int = 5) -> list[str]:
                 break
     finally:
         db.close()
-    lines.append(f"every change: bulk export {shlex.quote(str(ledger))} --status ok "
-                 f"(or bulk report {shlex.quote(str(ledger))})")
+    lines.append(f"every change: bulk export {quoted} --status ok (or bulk report {quoted})")
     return lines
 
 
