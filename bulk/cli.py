@@ -100,7 +100,8 @@ class _Commands(click.Group):
                 continue
             command = self.get_command(ctx, name)
             if command is not None and not command.hidden:
-                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+                # Its whole first sentence: write_dl wraps it, never cuts it mid-phrase.
+                rows.append((name, command.get_short_help_str(limit=10_000)))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -211,6 +212,8 @@ def main() -> None:
               help="Tasks: change completed ones too (left alone by default: it rewrites "
                    "history).")
 @click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar.")
+@click.option("--yes", "-y", is_flag=True, default=None,
+              help="Do not ask before writing (only a terminal is asked; scripts never are).")
 def apply(job_file: Path | None, input_path: Path | None, input_format: str | None,
           **flags: Any) -> None:
     """Apply the changes of every row, safely, with a resumable ledger.
@@ -230,7 +233,8 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
     Exit codes: 0 all rows ok or unchanged; 1 some rows failed, invalid or in doubt;
     2 usage, configuration or unreadable input (or a preflight that found the base URL,
     host or organization wrong); 3 aborted (authentication, API unreachable past
-    --outage-limit, every row failing alike, --max-failures reached);
+    --outage-limit, every row failing alike, --max-failures reached, or "no" at the
+    question a terminal is asked before writing: see --yes);
     130 interrupted (run the same command again to resume).
     """
     from bulk.commands.apply import apply_command
@@ -308,6 +312,8 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
 @click.option("--include-completed", is_flag=True, default=None,
               help="With --apply, tasks: put back completed ones too.")
 @click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar.")
+@click.option("--yes", "-y", is_flag=True, default=None,
+              help="With --apply: do not ask before writing (only a terminal is asked).")
 def undo(ledger: Path, apply_now: bool, undo_ledger: Path | None, **flags: Any) -> None:
     """Write an input that puts back every record a job changed (and run it, with --apply).
 
@@ -424,7 +430,8 @@ def report(ledger: Path, output: Path | None) -> None:
 
 @main.command()
 @click.option("--job", "job_name", default="mass-rename", show_default=True,
-              help="Which job of jobs/ to run (mass-rename, owner-reassignment, migration-batch).")
+              help="Which job of jobs/ to run (mass-rename, owner-reassignment, migration-batch, "
+                   "leaver-handover).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def demo(job_name: str, quiet: bool) -> None:
     """Start the sandbox on a free loopback port and run a sample job against it.

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from bulk.commands.confirm import Ask, NotConfirmed, confirm_before_writing, terminal_ask
 from bulk.engine.errors import ConfigError
 from bulk.engine.job import Job, Summary
 from bulk.jobfile import load_job_file, merge
@@ -40,11 +41,13 @@ def apply_command(
     environ: Mapping[str, str] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    stdin: TextIO | None = None,
 ) -> int:
     """Run `bulk apply`; returns the exit code. Raises ConfigError/InputError (exit 2), and
     KeyboardInterrupt only for a Ctrl-C before the first row (nothing sent)."""
     out = out or sys.stdout
     err = err or sys.stderr
+    ask = terminal_ask(stdin or sys.stdin, err, yes=bool(flags.get("yes")))
     with StopSignals() as signals:
         settings = merge(load_job_file(job_file) if job_file else {}, dict(flags))
         options = options_from_settings(settings)
@@ -53,8 +56,12 @@ def apply_command(
             base_url=settings.get("base_url"),
             org_id=settings.get("org"),
         )
-        summary = apply_job(options, connection, quiet=bool(settings.get("quiet")), err=err,
-                            signals=signals)
+        try:
+            summary = apply_job(options, connection, quiet=bool(settings.get("quiet")),
+                                err=err, signals=signals, ask=ask)
+        except NotConfirmed as exc:
+            print(f"bulk: {exc}", file=err, flush=True)
+            return EXIT_ABORTED
         print(summary.line(), file=out, flush=True)
         if summary.dry_run:
             from bulk.ledger_views.html_report.preview import preview_lines
@@ -72,8 +79,12 @@ def apply_command(
 
 
 def apply_job(options: ApplyOptions, connection: Any, *, quiet: bool = False,
-              err: TextIO | None = None, signals: StopSignals | None = None) -> Summary:
+              err: TextIO | None = None, signals: StopSignals | None = None,
+              ask: Ask | None = None) -> Summary:
     """Check everything, then run the job to its end (or interruption).
+
+    With `ask` (a person at a terminal), the checked job is put to them as a question
+    first; a no raises NotConfirmed, nothing sent (see `bulk.commands.confirm`).
 
     Ctrl-C or SIGTERM while checking raises KeyboardInterrupt (nothing was sent); from
     then on they stop the job as its first and second interrupt, and once its last row
@@ -84,6 +95,7 @@ def apply_job(options: ApplyOptions, connection: Any, *, quiet: bool = False,
             signals = stack.enter_context(StopSignals())
         prepared = prepare(options, connection)
         try:
+            confirm_before_writing(prepared, ask)  # before arm(): Ctrl-C here sends nothing
             signals.arm()
             observer = TerminalProgress(err) if TerminalProgress.wanted(err, quiet) else None
             if prepared.resumed and not quiet:
@@ -94,6 +106,7 @@ def apply_job(options: ApplyOptions, connection: Any, *, quiet: bool = False,
 
 
 INTERRUPTED = 130
+EXIT_ABORTED = 3
 
 
 class StopSignals:
