@@ -156,6 +156,7 @@ class RowApplier:
                     # cooldown, and the 429 set the next one, which the next read waits out.
                     continue
             read_at = self.clock.now()
+            base.record_name = self.target.name_of(read.data) or base.record_name
             plan = plan_update(self.target, read.data, change,
                                include_done=self.include_completed)
             if plan is None:
@@ -253,4 +254,5 @@ def _entry(
         request_id=request_id,
         before=state.before if changed else None,
         after=state.after if changed else None,
+        record_name=base.record_name,
     )

@@ -243,6 +243,7 @@ class _AtomicOutput:
         selection = self.selection
         record_id = record["id"]
         cells: dict[str, Any] = selection.id_cells(record)
+        cells.update(selection.ref_cells(record, typed=self.format != "csv"))
         for column in selection.sets:
             try:
                 text, typed = column.value(record)
@@ -254,7 +255,7 @@ class _AtomicOutput:
         expect = {key: current_value(record, key) for key in selection.expect_keys()}
         if self.format == "csv":
             ids = [cells[name] for name in selection.id_cells(record)]
-            row = [*ids, *(cells[s.column] for s in selection.sets),
+            row = [*ids, cells[selection.ref_column], *(cells[s.column] for s in selection.sets),
                    *(cell_text(value) for value in expect.values())]
             self._csv.writerow(row)
         else:
