@@ -130,6 +130,23 @@ class _Checked(click.ParamType):
         return value
 
 
+class _UserOrEmail(click.ParamType):
+    """A user id, or a member's email (the command resolves it from the member list)."""
+
+    name = "ID|EMAIL"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | str:
+        text = str(value).strip()
+        if text.isascii() and text.isdigit() and int(text) > 0:
+            return int(text)
+        name, at, domain = text.partition("@")
+        if at and name and domain and "@" not in domain:
+            return text.lower()
+        self.fail(f"{value!r} is neither a user id (a positive integer) nor an email",
+                  param, ctx)
+
+
 def _spec_type(key: str) -> click.ParamType:
     """The click type of an option, from the table job files are checked against."""
     spec = OPTION_SPECS[key]
@@ -250,13 +267,14 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
               help="File to write (.csv or .jsonl), whole or not at all.")
 @click.option("--format", type=click.Choice(["csv", "jsonl"]),
               help="Output format (default: from the extension).")
-@click.option("--owner", type=click.IntRange(min=1), help="Only records this user owns.")
-@click.option("--member", type=click.IntRange(min=1), help="Only records with this member.")
+@click.option("--owner", type=_UserOrEmail(),
+              help="Only records this user owns (a user id or a member's email).")
+@click.option("--member", type=_UserOrEmail(), help="Only records with this member.")
 @click.option("--group", help="Only records with this group (32-hex id).")
 @click.option("--status", multiple=True, help="Runs or tasks with this status (repeatable; "
               "tasks: active (the default: not completed), all, or a task status).")
 @click.option("--template", help="Runs (or tasks) of this template (checklist id).")
-@click.option("--assignee", type=click.IntRange(min=1),
+@click.option("--assignee", type=_UserOrEmail(),
               help="Tasks: assigned to this user (their task list).")
 @click.option("--run", help="Tasks: of this run (its task list).")
 @click.option("--name", help="Name or title contains this text (any case).")

@@ -29,6 +29,7 @@ from bulk.engine.retry import RetryPolicy, should_retry
 from bulk.engine.stops import DEFINITIVE, TRANSIENT
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.expect import find_conflict
+from bulk.tallyfy.people import MembersUnavailable, People
 from bulk.tallyfy.plan import LeftAlone, NobodyLeft, PlanError, plan_update, unapplied
 from bulk.tallyfy.rows import Change, RowParser, Target
 
@@ -66,7 +67,9 @@ class RowApplier:
         *,
         dry_run: bool = False,
         include_completed: bool = False,
+        people: People | None = None,
     ) -> None:
+        self.people = people  # emails in user cells -> ids (None: ids only)
         self.target = target
         self.include_completed = include_completed
         self.parser = parser
@@ -94,6 +97,15 @@ class RowApplier:
                 record_id=record_id if isinstance(record_id, str) else None,
                 error=str(exc),
             )
+        if self.people is not None:
+            try:
+                change = await self.people.resolve(change)
+            except RowInvalid as exc:  # an email no member has: before any PUT
+                return Entry(row=item.row, status=INVALID, record_id=change.record_id,
+                             error=str(exc))
+            except MembersUnavailable as exc:
+                return Entry(row=item.row, status=FAILED, record_id=change.record_id,
+                             error=str(exc), error_kind=TRANSIENT, reason=str(exc))
         if change.changes_nothing():
             # Only expect.* cells (a selected row nobody edited): nothing to guard or send.
             return Entry(row=item.row, status=UNCHANGED, record_id=change.record_id)
