@@ -47,7 +47,7 @@ def apply_command(
     KeyboardInterrupt only for a Ctrl-C before the first row (nothing sent)."""
     out = out or sys.stdout
     err = err or sys.stderr
-    ask = terminal_ask(stdin or sys.stdin, err, yes=bool(flags.get("yes")))
+    ask = terminal_ask(stdin or sys.stdin, err, yes=bool(flags.get("yes")), out=out)
     with StopSignals() as signals:
         settings = merge(load_job_file(job_file) if job_file else {}, dict(flags))
         options = options_from_settings(settings)

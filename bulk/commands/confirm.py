@@ -34,19 +34,33 @@ class NotConfirmed(Exception):
     """The person answered no (exit 3, nothing sent)."""
 
 
-def terminal_ask(stdin: TextIO, err: TextIO, *, yes: bool = False) -> Ask | None:
-    """The question on `err`, the answer from `stdin`; None when nobody is there to answer
-    (stdin not a terminal) or `--yes` was given."""
-    if yes or not (hasattr(stdin, "isatty") and stdin.isatty()):
+def terminal_ask(stdin: TextIO, err: TextIO, *, yes: bool = False,
+                 out: TextIO | None = None) -> Ask | None:
+    """The question on `err` (or `out`, when only it is a terminal), the answer from
+    `stdin`; None when nobody is there to answer (stdin not a terminal), nobody would see
+    the question (neither output is one: a silent wait would look like a hang), or `--yes`
+    was given."""
+    if yes or not _is_terminal(stdin):
+        return None
+    shown = next((stream for stream in (err, out) if _is_terminal(stream)), None)
+    if shown is None:
         return None
 
     def ask(question: str) -> bool:
-        err.write(question + " ")
-        err.flush()
+        shown.write(question + " ")
+        shown.flush()
         answer = stdin.readline()
         return answer.strip().lower() in ("y", "yes")
 
     return ask
+
+
+def _is_terminal(stream: TextIO | None) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # closed
+        return False
 
 
 def rows_left(job: PreparedJob) -> int:

@@ -69,7 +69,7 @@ def undo_command(
     if "ledger" in values:
         values["ledger"] = Path(values["ledger"])
     options = ApplyOptions(input=output, target=summary.target, **values)
-    ask = terminal_ask(stdin or sys.stdin, err, yes=bool(flags.get("yes")))
+    ask = terminal_ask(stdin or sys.stdin, err, yes=bool(flags.get("yes")), out=out)
     try:
         result = apply_job(options, connection, quiet=bool(flags.get("quiet")), err=err,
                            ask=ask)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -21,11 +22,15 @@ REPO = Path(__file__).resolve().parents[2]
 class Terminal:
     """`bulk` run with its stdin and stderr on a pseudo-terminal, stdout on a pipe."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], *,
+                 stderr_to_file: bool = False) -> None:
         self.master, slave = pty.openpty()
+        # Or stdout on the terminal and stderr to a file (`bulk apply ... 2>log`).
+        streams = ({"stdout": slave, "stderr": subprocess.PIPE} if stderr_to_file
+                   else {"stdout": subprocess.PIPE, "stderr": slave})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bulk", *args], stdin=slave, stderr=slave,
-            stdout=subprocess.PIPE, env={**os.environ, **env}, cwd=REPO,
+            [sys.executable, "-m", "bulk", *args], stdin=slave, **streams,
+            env={**os.environ, **env}, cwd=REPO,
         )
         os.close(slave)
         self.seen = b""
@@ -51,10 +56,10 @@ class Terminal:
         os.write(self.master, text.encode())
 
     def finish(self) -> tuple[int, str]:
-        out, _ = self.proc.communicate(timeout=60)
+        out, err = self.proc.communicate(timeout=60)
         self.drain()
         os.close(self.master)
-        return self.proc.returncode, out.decode()
+        return self.proc.returncode, (out or err or b"").decode()
 
     def drain(self) -> None:
         while select.select([self.master], [], [], 0.05)[0]:
@@ -158,3 +163,32 @@ def test_undo_apply_asks_too(threaded_sandbox, tmp_path) -> None:
 
     assert code == 3
     assert threaded_sandbox.stats.writes == writes
+
+
+def test_ctrl_c_at_the_question_sends_nothing(threaded_sandbox, tmp_path) -> None:
+    path = _input(threaded_sandbox, tmp_path)
+    term = Terminal(["apply", "--input", str(path), "--rate", "1000", "-q"],
+                    env_for(threaded_sandbox))
+
+    term.wait_for("[y/N]")
+    term.proc.send_signal(signal.SIGINT)
+    code, _ = term.finish()
+
+    assert code == 130
+    assert "nothing was sent" in term.seen.decode()
+    assert "Traceback" not in term.seen.decode()
+    assert threaded_sandbox.stats.writes == 0
+
+
+def test_with_stderr_in_a_file_the_question_is_asked_where_it_is_seen(threaded_sandbox,
+                                                                       tmp_path) -> None:
+    path = _input(threaded_sandbox, tmp_path, 2)
+    term = Terminal(["apply", "--input", str(path), "--rate", "1000", "-q"],
+                    env_for(threaded_sandbox), stderr_to_file=True)
+
+    term.wait_for(_question(threaded_sandbox, 2))  # on stdout, the terminal
+    term.type("y\n")
+    code, _ = term.finish()
+
+    assert code == 0
+    assert "done: 2 rows: ok 2" in term.seen.decode()

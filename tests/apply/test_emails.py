@@ -164,3 +164,30 @@ def test_select_refuses_what_is_neither_id_nor_email(threaded_sandbox, tmp_path)
     assert result.exit_code == 2
     assert "neither a user id" in result.output
     assert threaded_sandbox.stats.requests == 0
+
+
+async def test_a_member_list_that_cannot_be_read_fails_only_the_rows_with_emails(
+        tmp_path, monkeypatch) -> None:
+    from aiohttp import web
+
+    from bulk.sandbox import Sandbox, _app
+    from tests.apply.helpers import config
+
+    async def down(self, request):  # the real server, its member list answering 503
+        return web.json_response({"error": True, "message": "down"}, status=503)
+
+    monkeypatch.setattr(_app.Service, "list_users", down)
+    async with Sandbox(config(), host="127.0.0.1", port=0) as sandbox:
+        store = sandbox.store
+        a, b, c = run_ids(sandbox, 3)
+        member = next(iter(store.members))
+        path = write_csv(tmp_path / "r.csv", ["id", "owner_id"], [
+            [a, _email(store, member)], [b, str(member)], [c, _email(store, member)]])
+
+        _, entries = await run_job(sandbox, path, max_attempts=2)
+
+    assert [e.status for e in entries] == ["failed", "ok", "failed"]
+    assert entries[0].error_kind == "transient"  # a plain re-run tries them again
+    assert "member list" in (entries[0].error or "") and "503" in (entries[0].error or "")
+    assert _member_list_reads(sandbox) == 2  # its two attempts, for the whole job
+    assert sandbox.stats.writes_per_record.get(a, 0) == 0
