@@ -269,13 +269,13 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
               help="Output format (default: from the extension).")
 @click.option("--owner", type=_UserOrEmail(),
               help="Only records this user owns (a user id or a member's email).")
-@click.option("--member", type=_UserOrEmail(), help="Only records with this member.")
+@click.option("--member", type=_UserOrEmail(), help="Only records with this member (id or email).")
 @click.option("--group", help="Only records with this group (32-hex id).")
 @click.option("--status", multiple=True, help="Runs or tasks with this status (repeatable; "
               "tasks: active (the default: not completed), all, or a task status).")
 @click.option("--template", help="Runs (or tasks) of this template (checklist id).")
 @click.option("--assignee", type=_UserOrEmail(),
-              help="Tasks: assigned to this user (their task list).")
+              help="Tasks: assigned to this user, by id or email (their task list).")
 @click.option("--run", help="Tasks: of this run (its task list).")
 @click.option("--name", help="Name or title contains this text (any case).")
 @click.option("--where", multiple=True, metavar="FIELD=VALUE",
