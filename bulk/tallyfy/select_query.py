@@ -37,6 +37,7 @@ from bulk.tallyfy.task_filters import status_matches, task_options_problem, task
 from bulk.tallyfy.values import (
     BadValue,
     Converter,
+    Email,
     converters_for,
     delta_converters,
     prerun_value_text,
@@ -327,6 +328,10 @@ def _where(target: Target, text: str) -> Where:
         typed = expect_converters(spec)[0](value)
     except BadValue as exc:
         raise SelectError(f"--where {name}={value}: {exc}") from None
+    if any(isinstance(item, Email) for item in (typed if isinstance(typed, list) else [typed])):
+        # Records hold ids; an email here would quietly match nothing.
+        raise SelectError(f"--where {name}={value}: give user ids here (--owner, --member and "
+                          "--assignee take emails)")
     return Where(name, value, typed)
 
 

@@ -191,3 +191,13 @@ async def test_a_member_list_that_cannot_be_read_fails_only_the_rows_with_emails
     assert "member list" in (entries[0].error or "") and "503" in (entries[0].error or "")
     assert _member_list_reads(sandbox) == 2  # its two attempts, for the whole job
     assert sandbox.stats.writes_per_record.get(a, 0) == 0
+
+
+def test_select_where_refuses_an_email_that_would_match_nothing(threaded_sandbox, tmp_path):
+    result = CliRunner().invoke(main, ["select", "runs", "--where", "owner_id=a@b.example",
+                                       "-o", str(tmp_path / "x.csv")],
+                                env=env_for(threaded_sandbox))
+
+    assert result.exit_code == 2
+    assert "--where owner_id=a@b.example: give user ids here" in result.stderr
+    assert threaded_sandbox.stats.requests == 0
