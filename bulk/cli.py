@@ -101,7 +101,8 @@ class _Commands(click.Group):
                 continue
             command = self.get_command(ctx, name)
             if command is not None and not command.hidden:
-                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+                # Its whole first sentence: write_dl wraps it, never cuts it mid-phrase.
+                rows.append((name, command.get_short_help_str(limit=10_000)))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -128,6 +129,23 @@ class _Checked(click.ParamType):
         if problem:
             self.fail(problem, param, ctx)
         return value
+
+
+class _UserOrEmail(click.ParamType):
+    """A user id, or a member's email (the command resolves it from the member list)."""
+
+    name = "ID|EMAIL"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | str:
+        text = str(value).strip()
+        if text.isascii() and text.isdigit() and int(text) > 0:
+            return int(text)
+        name, at, domain = text.partition("@")
+        if at and name and domain and "@" not in domain:
+            return text.lower()
+        self.fail(f"{value!r} is neither a user id (a positive integer) nor an email",
+                  param, ctx)
 
 
 def _spec_type(key: str) -> click.ParamType:
@@ -212,6 +230,8 @@ def main() -> None:
               help="Tasks: change completed ones too (left alone by default: it rewrites "
                    "history).")
 @click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar.")
+@click.option("--yes", "-y", is_flag=True, default=None,
+              help="Do not ask before writing (only a terminal is asked; scripts never are).")
 def apply(job_file: Path | None, input_path: Path | None, input_format: str | None,
           **flags: Any) -> None:
     """Apply the changes of every row, safely, with a resumable ledger.
@@ -231,7 +251,8 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
     Exit codes: 0 all rows ok or unchanged; 1 some rows failed, invalid or in doubt;
     2 usage, configuration or unreadable input (or a preflight that found the base URL,
     host or organization wrong); 3 aborted (authentication, API unreachable past
-    --outage-limit, every row failing alike, --max-failures reached);
+    --outage-limit, every row failing alike, --max-failures reached, or "no" at the
+    question a terminal is asked before writing: see --yes);
     130 interrupted (run the same command again to resume).
     """
     from bulk.commands.apply import apply_command
@@ -247,14 +268,15 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
               help="File to write (.csv or .jsonl), whole or not at all.")
 @click.option("--format", type=click.Choice(["csv", "jsonl"]),
               help="Output format (default: from the extension).")
-@click.option("--owner", type=click.IntRange(min=1), help="Only records this user owns.")
-@click.option("--member", type=click.IntRange(min=1), help="Only records with this member.")
+@click.option("--owner", type=_UserOrEmail(),
+              help="Only records this user owns (a user id or a member's email).")
+@click.option("--member", type=_UserOrEmail(), help="Only records with this member (id or email).")
 @click.option("--group", help="Only records with this group (32-hex id).")
 @click.option("--status", multiple=True, help="Runs or tasks with this status (repeatable; "
               "tasks: active (the default: not completed), all, or a task status).")
 @click.option("--template", help="Runs (or tasks) of this template (checklist id).")
-@click.option("--assignee", type=click.IntRange(min=1),
-              help="Tasks: assigned to this user (their task list).")
+@click.option("--assignee", type=_UserOrEmail(),
+              help="Tasks: assigned to this user, by id or email (their task list).")
 @click.option("--run", help="Tasks: of this run (its task list).")
 @click.option("--name", help="Name or title contains this text (any case).")
 @click.option("--where", multiple=True, metavar="FIELD=VALUE",
@@ -309,6 +331,8 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
 @click.option("--include-completed", is_flag=True, default=None,
               help="With --apply, tasks: put back completed ones too.")
 @click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar.")
+@click.option("--yes", "-y", is_flag=True, default=None,
+              help="With --apply: do not ask before writing (only a terminal is asked).")
 def undo(ledger: Path, apply_now: bool, undo_ledger: Path | None, **flags: Any) -> None:
     """Write an input that puts back every record a job changed (and run it, with --apply).
 
@@ -434,7 +458,8 @@ def report(ledger: Path, output: Path | None) -> None:
 
 @main.command()
 @click.option("--job", "job_name", default="mass-rename", show_default=True,
-              help="Which job of jobs/ to run (mass-rename, owner-reassignment, migration-batch).")
+              help="Which job of jobs/ to run (mass-rename, owner-reassignment, migration-batch, "
+                   "leaver-handover).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def demo(job_name: str, quiet: bool) -> None:
     """Start the sandbox on a free loopback port and run a sample job against it.

@@ -83,7 +83,7 @@ async def _demo(job_name: str, options: Any, *, quiet: bool, out: TextIO) -> int
         lost = _members_lost_unasked(members_before, _members(sandbox, tasks), removals)
         say(f"members: {len(members_before) - len(lost)} of {len(members_before)} records kept "
             "every member and group the job did not ask to remove "
-            "(a plain PUT of the new name would have removed them all)")
+            "(a plain PUT of only the changed fields would have removed them all)")
         say(f"report (open it in a browser): {report}")
         undo_code = await _undo(options, connection, sandbox, first_state, say, quiet=quiet)
     return summary.exit_code or undo_code

@@ -16,16 +16,22 @@ from bulk.engine.ledger import Entry
 #: The pace shown is the requests sent over the last this-many seconds.
 PACE_WINDOW = 5.0
 #: tqdm's own ETA follows rows/s smoothed over the whole job; ours follows the pace now.
-BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]"
+#: The count sits right after the bar and our postfix (ETA first) after it: tqdm cuts a line
+#: too long for the terminal at its end, so what matters most comes first.
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt}{postfix}"
+#: The bar keeps at least this many columns; the postfix gives up its least useful parts.
+MIN_BAR = 10
 
 
 class TerminalProgress:
     """Shown only on a terminal; `bulk apply --quiet` or a pipe gets none."""
 
     def __init__(
-        self, stream: TextIO | None = None, now: Callable[[], float] = time.monotonic
+        self, stream: TextIO | None = None, now: Callable[[], float] = time.monotonic,
+        *, width: int | None = None,
     ) -> None:
         self._stream = stream or sys.stderr
+        self._width = width  # columns; None: the terminal's, as it is now
         self._now = now
         self._bar: tqdm | None = None
         self._counts: Counter[str] = Counter()
@@ -47,8 +53,8 @@ class TerminalProgress:
     def start(self, total: int) -> None:
         self._started = self._now()
         self._bar = tqdm(
-            total=total, unit="row", file=self._stream, dynamic_ncols=True, smoothing=0.05,
-            bar_format=BAR_FORMAT,
+            total=total, unit="row", file=self._stream, smoothing=0.05, bar_format=BAR_FORMAT,
+            **({"ncols": self._width} if self._width else {"dynamic_ncols": True}),
         )
 
     def advance(self, entry: Entry | None) -> None:
@@ -75,22 +81,35 @@ class TerminalProgress:
 
     def _postfix(self, final: bool = False) -> str:
         c = self._counts
-        text = f"ok {c['ok']} unchanged {c['unchanged']} failed {c['failed'] + c['in_doubt']}"
-        if c["invalid"]:
-            text += f" invalid {c['invalid']}"
-        if c["conflict"]:
-            text += f" conflict {c['conflict']}"
-        if c["skipped"]:
-            text += f" skipped {c['skipped']}"
         if final:  # the whole run's rate: a job faster than the pace's window has one too
             rate = self.overall_pace()
-            if rate is not None:
-                text += f" | {rate:.1f} req/s overall"
-            return text
+            parts = [f"{rate:.1f} req/s overall"] if rate is not None else []
+            parts += [f"ok {c['ok']}", f"failed {c['failed'] + c['in_doubt']}"]
+            parts += [f"{name} {c[name]}" for name in ("invalid", "conflict", "unchanged",
+                                                        "skipped") if c[name]]
+            return self._fit(parts)
         pace = self.pace()
-        if pace is not None:
-            text += f" | {pace:.1f} req/s, ETA {self.eta(pace)}"
-        return text
+        parts = [f"ETA {self.eta(pace)}", f"{pace:.1f} req/s"] if pace is not None else []
+        parts += [f"ok {c['ok']}", f"failed {c['failed'] + c['in_doubt']}"]
+        parts += [f"{name} {c[name]}" for name in ("invalid", "conflict", "unchanged",
+                                                    "skipped") if c[name]]
+        return self._fit(parts)
+
+    def _fit(self, parts: list[str]) -> str:
+        """As many parts as leave the bar MIN_BAR columns, in order (ETA and pace first)."""
+        bar = self._bar
+        width = bar.ncols if bar is not None else None
+        if not width:
+            return " ".join(parts)
+        total = bar.total or 0
+        # "100%|" + the bar + "| n/total" + ", " (tqdm's) + the parts
+        room = width - len("100%|") - MIN_BAR - len(f"| {total}/{total}") - len(", ")
+        kept: list[str] = []
+        for part in parts:
+            if len(" ".join([*kept, part])) > room:
+                break
+            kept.append(part)
+        return " ".join(kept)
 
     def overall_pace(self) -> float | None:
         """Requests per second over the whole run (None before any)."""

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from bulk.commands.confirm import Ask, NotConfirmed, confirm_before_writing, terminal_ask
 from bulk.engine.errors import ConfigError
 from bulk.engine.job import Job, Summary
 from bulk.jobfile import load_job_file, merge
@@ -41,11 +42,13 @@ def apply_command(
     environ: Mapping[str, str] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    stdin: TextIO | None = None,
 ) -> int:
     """Run `bulk apply`; returns the exit code. Raises ConfigError/InputError (exit 2), and
     KeyboardInterrupt only for a Ctrl-C before the first row (nothing sent)."""
     out = out or sys.stdout
     err = err or sys.stderr
+    ask = terminal_ask(stdin or sys.stdin, err, yes=bool(flags.get("yes")), out=out)
     with StopSignals() as signals:
         settings = merge(load_job_file(job_file) if job_file else {}, dict(flags))
         options = options_from_settings(settings)
@@ -54,8 +57,12 @@ def apply_command(
             base_url=settings.get("base_url"),
             org_id=settings.get("org"),
         )
-        summary = apply_job(options, connection, quiet=bool(settings.get("quiet")), err=err,
-                            signals=signals)
+        try:
+            summary = apply_job(options, connection, quiet=bool(settings.get("quiet")),
+                                err=err, signals=signals, ask=ask)
+        except NotConfirmed as exc:
+            print(f"bulk: {exc}", file=err, flush=True)
+            return EXIT_ABORTED
         print(summary.line(), file=out, flush=True)
         for line in next_steps(summary):
             print(line, file=out, flush=True)
@@ -93,8 +100,12 @@ def next_steps(summary: Summary) -> list[str]:
 
 
 def apply_job(options: ApplyOptions, connection: Any, *, quiet: bool = False,
-              err: TextIO | None = None, signals: StopSignals | None = None) -> Summary:
+              err: TextIO | None = None, signals: StopSignals | None = None,
+              ask: Ask | None = None) -> Summary:
     """Check everything, then run the job to its end (or interruption).
+
+    With `ask` (a person at a terminal), the checked job is put to them as a question
+    first; a no raises NotConfirmed, nothing sent (see `bulk.commands.confirm`).
 
     Ctrl-C or SIGTERM while checking raises KeyboardInterrupt (nothing was sent); from
     then on they stop the job as its first and second interrupt, and once its last row
@@ -105,6 +116,7 @@ def apply_job(options: ApplyOptions, connection: Any, *, quiet: bool = False,
             signals = stack.enter_context(StopSignals())
         prepared = prepare(options, connection)
         try:
+            confirm_before_writing(prepared, ask)  # before arm(): Ctrl-C here sends nothing
             signals.arm()
             observer = TerminalProgress(err) if TerminalProgress.wanted(err, quiet) else None
             if prepared.resumed and not quiet:
@@ -131,6 +143,7 @@ def _how_it_broke(exc: BaseException) -> tuple[str, str]:
 
 
 INTERRUPTED = 130
+EXIT_ABORTED = 3
 
 
 class StopSignals:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from bulk.engine.clock import LoopClock
 from bulk.engine.errors import AuthError
-from bulk.tallyfy.connection import connection_from_env
+from bulk.tallyfy.apply_job import make_pacer
+from bulk.tallyfy.connection import Connection, connection_from_env
+from bulk.tallyfy.people import Directory, MembersUnavailable, directory_for, resolve_flags
 from bulk.tallyfy.select_query import build_selection
 from bulk.tallyfy.select_scan import Progress, SelectFailed, SelectOptions, select
 from bulk.tallyfy.targets import TARGETS
@@ -19,6 +23,14 @@ from bulk.tallyfy.targets import TARGETS
 EXIT_OK, EXIT_FAILED, EXIT_ABORTED = 0, 1, 3
 
 SELECT_OPTION_KEYS = ("format", "limit", "rate", "burst", "max_attempts", "timeout")
+#: The filters that name a member: by user id, or by email.
+USER_FLAGS = ("owner", "member", "assignee")
+
+
+async def _members(connection: Connection, options: SelectOptions) -> Directory:
+    clock = LoopClock()  # the pacer is made inside the loop it paces
+    return await directory_for(connection, options.policy, clock, seconds=options.timeout,
+                               pacer=make_pacer(options.rate, options.burst, clock))
 
 
 def select_command(
@@ -34,10 +46,14 @@ def select_command(
     out = out or sys.stdout
     err = err or sys.stderr
     target = TARGETS[target_name]
+    # Members given by email: checked like ids now (1 holds their place), resolved from
+    # the member list once the options are known good.
+    emails = {flag: flags[flag] for flag in USER_FLAGS if isinstance(flags.get(flag), str)}
+    people = {flag: 1 if flag in emails else flags.get(flag) for flag in USER_FLAGS}
     selection = build_selection(
         target,
-        owner=flags.get("owner"),
-        member=flags.get("member"),
+        owner=people["owner"],
+        member=people["member"],
         group=flags.get("group"),
         statuses=tuple(flags.get("status") or ()),
         template=flags.get("template"),
@@ -45,7 +61,7 @@ def select_command(
         where=tuple(flags.get("where") or ()),
         sets=tuple(flags.get("set") or ()),
         columns=flags.get("columns"),
-        assignee=flags.get("assignee"),
+        assignee=people["assignee"],
         run=flags.get("run"),
     )
     values = {key: flags[key] for key in SELECT_OPTION_KEYS if flags.get(key) is not None}
@@ -58,6 +74,10 @@ def select_command(
     )
     wanted = not flags.get("quiet") and hasattr(err, "isatty") and err.isatty()
     try:
+        if emails:
+            directory = asyncio.run(_members(connection, options))
+            selection = dataclasses.replace(
+                selection, **resolve_flags(emails, directory, connection.org_id))
         summary = asyncio.run(
             select(selection, options, connection, progress=Progress(err if wanted else None))
         )
@@ -65,7 +85,7 @@ def select_command(
         print(f"bulk: select aborted, authentication failed: {exc.describe()}; nothing written",
               file=err)
         return EXIT_ABORTED
-    except SelectFailed as exc:
+    except (SelectFailed, MembersUnavailable) as exc:
         print(f"bulk: select failed: {exc}; nothing written", file=err)
         return EXIT_FAILED
     print(summary.line(), file=out, flush=True)

@@ -29,12 +29,14 @@ def undo_command(
     environ: Mapping[str, str] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    stdin: TextIO | None = None,
 ) -> int:
     """Run `bulk undo`: write the undo input, and with `apply` run it at once.
 
     Raises ConfigError/InputError (exit 2) for an unusable ledger (a dry run's included).
     """
-    from bulk.commands.apply import apply_job, next_steps
+    from bulk.commands.apply import EXIT_ABORTED, apply_job, next_steps
+    from bulk.commands.confirm import NotConfirmed, terminal_ask
     from bulk.tallyfy.apply_job import ApplyOptions
     from bulk.tallyfy.undo import write_undo
 
@@ -67,7 +69,13 @@ def undo_command(
     if "ledger" in values:
         values["ledger"] = Path(values["ledger"])
     options = ApplyOptions(input=output, target=summary.target, **values)
-    result = apply_job(options, connection, quiet=bool(flags.get("quiet")), err=err)
+    ask = terminal_ask(stdin or sys.stdin, err, yes=bool(flags.get("yes")), out=out)
+    try:
+        result = apply_job(options, connection, quiet=bool(flags.get("quiet")), err=err,
+                           ask=ask)
+    except NotConfirmed as exc:
+        print(f"bulk: {exc}", file=err, flush=True)
+        return EXIT_ABORTED
     print(result.line(), file=out, flush=True)
     for line in next_steps(result):
         print(line, file=out, flush=True)

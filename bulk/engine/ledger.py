@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS rows (
     input       TEXT,                  -- JSON: the row as read, kept for rows not done
     started_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
-    error_kind  TEXT                   -- failed rows: transient or definitive
+    error_kind  TEXT,                  -- failed rows: transient or definitive
+    record_name TEXT                   -- the record's name or title, as the row read it
 );
 CREATE INDEX IF NOT EXISTS rows_status ON rows(status);
 """
@@ -80,14 +81,15 @@ CREATE TABLE IF NOT EXISTS events (
 """
 UPSERT = """
 INSERT INTO rows (row, record_id, status, http_status, attempts, error, request_id,
-                  before, after, input, started_at, updated_at, error_kind)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  before, after, input, started_at, updated_at, error_kind, record_name)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(row) DO UPDATE SET
     record_id = excluded.record_id, status = excluded.status,
     http_status = excluded.http_status, attempts = excluded.attempts,
     error = excluded.error, request_id = excluded.request_id,
     before = excluded.before, after = excluded.after, input = excluded.input,
-    updated_at = excluded.updated_at, error_kind = excluded.error_kind
+    updated_at = excluded.updated_at, error_kind = excluded.error_kind,
+    record_name = COALESCE(excluded.record_name, rows.record_name)
 """
 
 
@@ -113,6 +115,9 @@ class Entry:
     #: The error in words common to every row it hits (no record id), for grouping;
     #: not stored.
     reason: str | None = None
+    #: What a person calls the record (a run's name, a template's or task's title), from
+    #: the row's read: shown beside the id. None in ledgers written before it was kept.
+    record_name: str | None = None
 
 
 def now_iso() -> str:
@@ -142,13 +147,16 @@ def _entry(row: tuple[Any, ...]) -> Entry:
         started_at=row[10],
         updated_at=row[11],
         error_kind=row[12],
+        record_name=row[13],
     )
 
 
 COLUMNS = (
     "row, record_id, status, http_status, attempts, error, request_id, before, after, input, "
-    "started_at, updated_at, error_kind"
+    "started_at, updated_at, error_kind, record_name"
 )
+#: Columns added since the first ledgers: a reader of an older one sees them as NULL.
+ADDED_COLUMNS = ("error_kind", "record_name")
 
 
 def _set_up(db: sqlite3.Connection) -> None:
@@ -177,9 +185,11 @@ class Ledger:
         self._columns = COLUMNS
         if read_only:
             self._db = open_read_only(self.path)
-            if "error_kind" not in {row[1] for row in self._db.execute("PRAGMA table_info(rows)")}:
-                # Written before the column existed, and not to be changed by a reader.
-                self._columns = COLUMNS.replace("error_kind", "NULL AS error_kind")
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(rows)")}
+            for name in ADDED_COLUMNS:
+                if name not in present:
+                    # Written before the column existed, and not to be changed by a reader.
+                    self._columns = self._columns.replace(name, f"NULL AS {name}")
             return
         self._db, self._lock = open_for_run(self.path, _set_up)
         try:
@@ -268,6 +278,7 @@ class Ledger:
                 entry.started_at or stamp,
                 stamp,
                 entry.error_kind,
+                entry.record_name,
             )
         )
         if len(self._buffer) >= self.batch_size:
@@ -431,8 +442,9 @@ class Ledger:
 def _migrate(db: sqlite3.Connection) -> None:
     """Bring a ledger written by an older version up to this schema (columns added)."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(rows)")}
-    if "error_kind" not in columns:
-        db.execute("ALTER TABLE rows ADD COLUMN error_kind TEXT")
+    for name in ADDED_COLUMNS:
+        if name not in columns:
+            db.execute(f"ALTER TABLE rows ADD COLUMN {name} TEXT")
 
 
 def open_existing(path: str | Path) -> Ledger:

@@ -187,6 +187,7 @@ class Service:
             router.add_get(base + "/checklists/{record_id}/form-fields",
                            self._api(self.get_form_fields))
             self.tasks.add_routes(router, base, self._api)
+            router.add_get(base + "/users", self._api(self.list_users))
         add_observation_routes(router, self)
         # Last, so it only sees what nothing else matched (wrong methods included).
         router.add_route("*", "/{tail:.*}", self._api(None))
@@ -355,6 +356,15 @@ class Service:
             and (not needle or needle in (checklist.get("title") or "").lower())
             and (starred is None or bool(checklist.get("starred")) == starred)
         ]
+        return self._page(request, items)
+
+    async def list_users(self, request: web.Request) -> web.Response:
+        """The organization's members, paged, as production lists them (`bulk` resolves
+        emails with it)."""
+        items = [{"id": m["id"], "email": m.get("email"), "first_name": m.get("first_name"),
+                  "last_name": m.get("last_name"), "full_name": m.get("full_name"),
+                  "active": m.get("active", True)}
+                 for m in self.store.members.values()]
         return self._page(request, items)
 
     def _page(self, request: web.Request, items: list[dict[str, Any]]) -> web.Response:

@@ -124,7 +124,7 @@ def sandbox_command(host: str, port: int, allow_remote: bool, export_path: Path 
       bulk sandbox --data sample_data/org.json --port 8765 \\
           --rate-limit 5 --fail-rate 0.05 --applied-503-rate 0.02
       # in another terminal, paste the three export lines it printed, then:
-      bulk apply jobs/rename.toml
+      bulk apply jobs/mass-rename.toml
       curl -s http://127.0.0.1:8765/_sandbox/stats
 
     \b

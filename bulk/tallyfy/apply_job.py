@@ -30,6 +30,7 @@ from bulk.engine.second_chance import SECOND_CHANCE_PAUSE
 from bulk.ledger_views.status_export import REPORT_COLUMNS
 from bulk.tallyfy.client import TallyfyClient, api_headers
 from bulk.tallyfy.connection import Connection
+from bulk.tallyfy.people import People
 from bulk.tallyfy.preflight import preflight
 from bulk.tallyfy.row_applier import RowApplier
 from bulk.tallyfy.rows import TARGETS, RowParser, Target, check_columns
@@ -189,7 +190,8 @@ async def execute(
                                breaker=breaker)
         applier = RowApplier(job.target, job.parser, client, policy, clock,
                              dry_run=options.dry_run,
-                             include_completed=options.include_completed)
+                             include_completed=options.include_completed,
+                             people=People(client, policy, clock, job.input_file.name))
         runner = Job(
             rows=_numbered(job.input_file, job.ignored_columns, job.total),
             total=job.total,

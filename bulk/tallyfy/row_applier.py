@@ -29,6 +29,7 @@ from bulk.engine.retry import RetryPolicy, should_retry
 from bulk.engine.stops import DEFINITIVE, TRANSIENT
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.expect import find_conflict
+from bulk.tallyfy.people import MembersUnavailable, People
 from bulk.tallyfy.plan import InvalidHere, LeftAlone, PlanError, plan_update, unapplied
 from bulk.tallyfy.rows import Change, RowParser, Target
 
@@ -66,7 +67,9 @@ class RowApplier:
         *,
         dry_run: bool = False,
         include_completed: bool = False,
+        people: People | None = None,
     ) -> None:
+        self.people = people  # emails in user cells -> ids (None: ids only)
         self.target = target
         self.include_completed = include_completed
         self.parser = parser
@@ -94,6 +97,15 @@ class RowApplier:
                 record_id=record_id if isinstance(record_id, str) else None,
                 error=str(exc),
             )
+        if self.people is not None:
+            try:
+                change = await self.people.resolve(change)
+            except RowInvalid as exc:  # an email no member has: before any PUT
+                return Entry(row=item.row, status=INVALID, record_id=change.record_id,
+                             error=str(exc))
+            except MembersUnavailable as exc:
+                return Entry(row=item.row, status=FAILED, record_id=change.record_id,
+                             error=str(exc), error_kind=TRANSIENT, reason=str(exc))
         if change.changes_nothing():
             # Only expect.* cells (a selected row nobody edited): nothing to guard or send.
             return Entry(row=item.row, status=UNCHANGED, record_id=change.record_id)
@@ -156,6 +168,7 @@ class RowApplier:
                     # cooldown, and the 429 set the next one, which the next read waits out.
                     continue
             read_at = self.clock.now()
+            base.record_name = self.target.name_of(read.data) or base.record_name
             plan = plan_update(self.target, read.data, change,
                                include_done=self.include_completed)
             if plan is None:
@@ -253,4 +266,5 @@ def _entry(
         request_id=request_id,
         before=state.before if changed else None,
         after=state.after if changed else None,
+        record_name=base.record_name,
     )

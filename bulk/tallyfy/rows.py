@@ -49,6 +49,7 @@ from bulk.tallyfy.targets import (
     FieldSpec,
     Target,
     check_columns,
+    is_reference,
 )
 from bulk.tallyfy.values import (
     BadValue,
@@ -147,7 +148,8 @@ class RowParser:
         membership: dict[str, tuple[Any, ...]] = {}
         expect: dict[str, Any] = {}
         for column, value in values.items():
-            if value is None or column == id_column or column == parent_column:
+            if (value is None or column == id_column or column == parent_column
+                    or is_reference(column)):
                 continue
             if text_mode and value.__class__ is str:
                 if not value or value.isspace():

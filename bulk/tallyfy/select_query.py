@@ -31,12 +31,15 @@ from bulk.tallyfy.targets import (
     HEX32,
     KEYED_FIELDS,
     PRERUN,
+    REF,
+    REF_PREFIX,
     Target,
 )
 from bulk.tallyfy.task_filters import status_matches, task_options_problem, task_statuses
 from bulk.tallyfy.values import (
     BadValue,
     Converter,
+    Email,
     converters_for,
     delta_converters,
     prerun_value_text,
@@ -141,7 +144,7 @@ class Selection:
 
     def needed(self) -> set[str]:
         """Record keys the filters and the output read (a list item lacking one is re-read)."""
-        keys = {"id", *self.columns, *(w.field for w in self.where)}
+        keys = {"id", self.target.name_field, *self.columns, *(w.field for w in self.where)}
         for item in self.sets:
             keys.update(item.placeholders)
             if item.expect:
@@ -227,8 +230,20 @@ class Selection:
     def header(self) -> list[str]:
         expects = self.expect_keys()
         parent = [self.target.parent_column] if self.target.parent_column else []
-        return [*parent, self.id_column, *(s.column for s in self.sets),
+        return [*parent, self.id_column, self.ref_column, *(s.column for s in self.sets),
                 *(EXPECT_PREFIX + key for key in expects)]
+
+    @property
+    def ref_column(self) -> str:
+        """`ref.name` (runs) or `ref.title`: the record's name, for people; apply ignores it."""
+        return REF_PREFIX + self.target.name_field
+
+    def ref_cells(self, record: dict[str, Any], *, typed: bool) -> dict[str, Any]:
+        """The reference column's cell (CSV) or object (JSONL) of one record."""
+        name = self.target.name_of(record)
+        if typed:
+            return {REF: {self.target.name_field: name}}
+        return {self.ref_column: cell_text(name)}
 
     def expect_keys(self) -> list[str]:
         keys = [s.expect for s in self.sets if s.expect]
@@ -322,6 +337,10 @@ def _where(target: Target, text: str) -> Where:
         typed = expect_converters(spec)[0](value)
     except BadValue as exc:
         raise SelectError(f"--where {name}={value}: {exc}") from None
+    if any(isinstance(item, Email) for item in (typed if isinstance(typed, list) else [typed])):
+        # Records hold ids; an email here would quietly match nothing.
+        raise SelectError(f"--where {name}={value}: give user ids here (--owner, --member and "
+                          "--assignee take emails)")
     return Where(name, value, typed)
 
 

@@ -79,11 +79,14 @@ class SelectSummary:
     reads: int = 0  # single-record reads for list items that lacked a needed field
     requests: int = 0
     elapsed: float = 0.0
+    limited: int | None = None  # the --limit that stopped the select before the list's end
 
     def line(self) -> str:
         rate = self.scanned / self.elapsed if self.elapsed > 0 else 0.0
+        stopped = (f" | stopped at --limit {self.limited}; the rest of the list was not read"
+                   if self.limited is not None else "")
         return (
-            f"selected {self.selected} of {self.scanned} {self.target} scanned | "
+            f"selected {self.selected} of {self.scanned} {self.target} scanned{stopped} | "
             f"{self.pages} pages, {self.requests} requests in {self.elapsed:.1f}s "
             f"({rate:.0f} records/s) | wrote {self.output}"
         )
@@ -103,8 +106,10 @@ class Progress:
             self._stream.flush()
 
     def close(self) -> None:
+        # The line is wiped, not left behind: "page 15/30" would read as if the select had
+        # stopped short; the summary line that follows says how it ended.
         if self._stream is not None:
-            self._stream.write("\n")
+            self._stream.write("\r\x1b[K")
             self._stream.flush()
 
 
@@ -158,7 +163,8 @@ async def _pages(selection: Selection, options: SelectOptions, *,
                     target, {**params, "page": str(p)}, attempt=n, segments=segments))
                 items, total_pages = _page(answer, "/".join(segments))
                 summary.pages += 1
-                for item in items:
+                last = (total_pages is not None and page >= total_pages) or len(items) < PER_PAGE
+                for index, item in enumerate(items, 1):
                     summary.scanned += 1
                     record = item = target.view(item)  # a task's assignees at the top
                     if not needed <= item.keys():
@@ -173,10 +179,11 @@ async def _pages(selection: Selection, options: SelectOptions, *,
                     summary.selected += 1
                     if options.limit is not None and summary.selected >= options.limit:
                         done = True
+                        if not (last and index == len(items)):  # records were left unread
+                            summary.limited = options.limit
                         break
                 progress.page(summary, total_pages)
-                last = total_pages is not None and page >= total_pages
-                done = done or last or len(items) < PER_PAGE
+                done = done or last
                 page += 1
             out.commit()
         summary.requests = client.http.requests
@@ -236,6 +243,7 @@ class _AtomicOutput:
         selection = self.selection
         record_id = record["id"]
         cells: dict[str, Any] = selection.id_cells(record)
+        cells.update(selection.ref_cells(record, typed=self.format != "csv"))
         for column in selection.sets:
             try:
                 text, typed = column.value(record)
@@ -247,7 +255,7 @@ class _AtomicOutput:
         expect = {key: current_value(record, key) for key in selection.expect_keys()}
         if self.format == "csv":
             ids = [cells[name] for name in selection.id_cells(record)]
-            row = [*ids, *(cells[s.column] for s in selection.sets),
+            row = [*ids, cells[selection.ref_column], *(cells[s.column] for s in selection.sets),
                    *(cell_text(value) for value in expect.values())]
             self._csv.writerow(row)
         else:

@@ -43,6 +43,13 @@ KEYED_FIELDS = ("prerun", "taskdata")
 #: for the row to be written; `clear` lists fields to empty (set to null).
 EXPECT, EXPECT_PREFIX = "expect", "expect."
 CLEAR = "clear"
+#: `ref.NAME` columns (a JSONL `ref` object) are for people, to tell rows apart (select
+#: writes the record's name or title there): every apply ignores them, whatever they hold.
+REF, REF_PREFIX = "ref", "ref."
+
+
+def is_reference(column: str) -> bool:
+    return column == REF or column.startswith(REF_PREFIX)
 
 HEX32 = re.compile(r"[0-9a-f]{32}").fullmatch
 
@@ -82,6 +89,8 @@ class Target:
     #: Fields a write's answer never shows, changed or not (a task PUT answer omits
     #: `summary`): see ``not_shown``.
     unechoed: tuple[str, ...] = ()
+    #: What a person calls a record: shown beside its id (select's ref. column, the ledger).
+    name_field: str = "title"
 
     @property
     def preflight_path(self) -> str:
@@ -145,6 +154,11 @@ class Target:
         body[self.membership_object] = inner
         return body
 
+    def name_of(self, record: Any) -> str | None:
+        """The record's name or title, if it has one that is text."""
+        name = record.get(self.name_field) if isinstance(record, dict) else None
+        return name if isinstance(name, str) else None
+
     def shown_fields(self, names: Sequence[str]) -> tuple[str, ...]:
         """What an answer must show for these (flat) fields."""
         if self.membership_object is None:
@@ -164,6 +178,7 @@ RUNS = Target(
     name="runs",
     path="runs",
     id_columns=("id", "run_id"),
+    name_field="name",
     fields=_fields(
         FieldSpec("name", TEXT, max_length=550, non_empty=True),
         FieldSpec("summary", TEXT),
@@ -252,7 +267,7 @@ def check_columns(target: Target, columns: Sequence[str], source: str) -> str:
     unknown: list[str] = []
     prerun_keys: dict[str, dict[str, str]] = {"": {}, EXPECT_PREFIX: {}}
     for column in columns:
-        if column in known or column in (EXPECT, CLEAR):
+        if column in known or column in (EXPECT, CLEAR) or is_reference(column):
             continue
         # `expect.FIELD` names the value a field must have for the row to be written.
         prefix = EXPECT_PREFIX if column.startswith(EXPECT_PREFIX) else ""
@@ -324,6 +339,8 @@ __all__ = [
     "MEMBERSHIP_COLUMNS",
     "PRERUN",
     "PRERUN_PREFIX",
+    "REF",
+    "REF_PREFIX",
     "RUNS",
     "STRINGS",
     "TARGETS",
@@ -336,4 +353,5 @@ __all__ = [
     "FieldSpec",
     "Target",
     "check_columns",
+    "is_reference",
 ]

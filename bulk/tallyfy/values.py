@@ -107,15 +107,29 @@ def _bool_json(value: Any) -> bool:
     raise BadValue(f"expected true or false, got {show(value)}")
 
 
-def _user_text(value: str) -> int:
+class Email(str):
+    """A member named by email where a user id is taken: resolved to the id, once per job,
+    from the organization's member list before any PUT (see people.py)."""
+
+    __slots__ = ()
+
+
+#: Loose on purpose: the organization's member list decides whether it names anyone.
+_EMAIL = re.compile(r"[^@\s;,\[\]\"]+@[^@\s;,\[\]\"]+\.[^@\s;,\[\]\"]+").fullmatch
+
+
+def _user_text(value: str) -> int | Email:
     digits = value.strip()
     # isascii: str.isdigit and int() also accept non-ASCII digits such as "١٢".
     if digits.isascii() and digits.isdigit() and int(digits) > 0:
         return int(digits)
-    raise BadValue(f"expected a user id (positive integer), got {show(value)}")
+    if _EMAIL(digits):
+        return Email(digits.lower())
+    raise BadValue(f"expected a user id (positive integer) or a member's email, "
+                   f"got {show(value)}")
 
 
-def _user_json(value: Any) -> int:
+def _user_json(value: Any) -> int | Email:
     # Newer docs send user ids as strings, so a string of digits is accepted too.
     if value.__class__ is int:
         if value > 0:
@@ -350,6 +364,7 @@ def show(value: Any, limit: int = 60) -> str:
 __all__ = [
     "BadValue",
     "Converter",
+    "Email",
     "converters_for",
     "delta_converters",
     "prerun_value_json",

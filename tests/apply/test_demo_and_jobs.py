@@ -45,6 +45,7 @@ def test_the_demo_of_each_other_job_ends_where_it_started(job: str, tmp_path: Pa
 
     assert code == 0, out.getvalue()
     assert "sandbox back to its first state: 52 of 52 records" in out.getvalue()
+    assert "new name" not in out.getvalue()  # neither job renames anything
 
 
 def test_the_demo_of_the_leaver_handover_counts_the_tasks_too(tmp_path: Path) -> None:

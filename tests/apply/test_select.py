@@ -114,8 +114,9 @@ async def test_templates_by_owner_and_title(busy, tmp_path):
 
     rows = read_csv(tmp_path / "t.csv")
     assert [row["checklist_id"] for row in rows] == expected
-    assert list(rows[0]) == ["checklist_id", "expect.title", "expect.owner_id",
+    assert list(rows[0]) == ["checklist_id", "ref.title", "expect.title", "expect.owner_id",
                              "expect.users", "expect.groups"]
+    assert [row["ref.title"] for row in rows] == [store.checklists[i]["title"] for i in expected]
 
 
 async def test_set_writes_a_ready_input_guarded_by_expectations(sandbox, tmp_path):
@@ -127,8 +128,8 @@ async def test_set_writes_a_ready_input_guarded_by_expectations(sandbox, tmp_pat
         "name={name} (FY2027)", f"owner_id={new_owner}", f"add_users={new_owner}",
         f"remove_users={owner}"))
     rows = read_csv(path)
-    assert list(rows[0]) == ["run_id", "name", "owner_id", "add_users", "remove_users",
-                             "expect.name", "expect.owner_id"]
+    assert list(rows[0]) == ["run_id", "ref.name", "name", "owner_id", "add_users",
+                             "remove_users", "expect.name", "expect.owner_id"]
     first = store.runs[rows[0]["run_id"]]
     assert rows[0]["name"] == f"{first['name']} (FY2027)"
     assert rows[0]["expect.name"] == first["name"]
@@ -338,8 +339,8 @@ async def test_list_items_without_a_needed_field_are_read_whole(tmp_path):
     assert summary.pages == 2 and summary.reads == 130 and len(gets) == 130
     rows = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert [row["run_id"] for row in rows] == [r["id"] for r in records.values() if 8 in r["users"]]
-    assert rows[0] == {"run_id": rows[0]["run_id"], "name": "Run 1!",
-                       "expect": {"name": "Run 1"}}
+    assert rows[0] == {"run_id": rows[0]["run_id"], "ref": {"name": "Run 1"},
+                       "name": "Run 1!", "expect": {"name": "Run 1"}}
 
 
 def test_a_wrong_token_exits_3_and_never_shows_the_token(threaded_sandbox, tmp_path) -> None:
@@ -358,8 +359,8 @@ async def test_a_selected_file_edited_like_a_spreadsheet_applies(sandbox, tmp_pa
     path = tmp_path / "sheet.csv"
     await run_select(sandbox, path, statuses=("active",))
     rows = read_csv(path)
-    assert list(rows[0]) == ["run_id", "expect.name", "expect.owner_id", "expect.users",
-                             "expect.groups"]
+    assert list(rows[0]) == ["run_id", "ref.name", "expect.name", "expect.owner_id",
+                             "expect.users", "expect.groups"]
     # The person adds a summary column and fills it on two rows only.
     for n, row in enumerate(rows):
         row["summary"] = "Checked" if n < 2 else ""

@@ -34,7 +34,8 @@ async def test_a_members_open_tasks_are_selected_across_runs_and_one_offs(sandbo
                                sets=[f"add_users={heir}", f"remove_users={member}"])
 
     rows = read_csv(out)
-    assert list(rows[0]) == ["run_id", "task_id", "add_users", "remove_users"]
+    assert list(rows[0]) == ["run_id", "task_id", "ref.title", "add_users", "remove_users"]
+    assert [r["ref.title"] for r in rows] == [t["title"] for t in open_ones]
     assert [(r["run_id"], r["task_id"]) for r in rows] == [
         (t["run_id"] or "", t["id"]) for t in open_ones]
     assert all(r["add_users"] == str(heir) and r["remove_users"] == str(member) for r in rows)

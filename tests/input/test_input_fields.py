@@ -275,7 +275,8 @@ def test_the_contract_message_shape() -> None:
     with pytest.raises(RowInvalid) as caught:
         csv_row(number=12, owner_id="bob")
     assert str(caught.value) == (
-        'rename.csv: row 12, column "owner_id": expected a user id (positive integer), got "bob"'
+        'rename.csv: row 12, column "owner_id": expected a user id (positive integer) or a '
+        'member\'s email, got "bob"'
     )
 
 
@@ -480,7 +481,8 @@ def test_file_to_changes(tmp_path: Path) -> None:
     assert results == [
         Change(1, RUN, {"owner_id": 12}),
         Change(2, RUN, {}, add_users=(3, 4)),
-        'owners.csv: row 3, column "owner_id": expected a user id (positive integer), got "bob"',
+        'owners.csv: row 3, column "owner_id": expected a user id (positive integer) or a '
+        'member\'s email, got "bob"',
         "owners.csv: row 4 (line 5): 1 cell where the header has 3",
     ]
 

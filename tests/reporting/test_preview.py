@@ -34,9 +34,10 @@ def test_a_dry_run_ends_with_what_would_change_per_field(threaded_sandbox, tmp_p
     assert lines[3:5] == ["  name     8", "  starred  3"]
     assert lines[5] == "first changes:"
     first = ids[0]
-    assert lines[6] == f'  {first}  name: "{runs[first]["name"]}" → "New 0"'
-    assert lines[7] == f"  {first}  starred: false → true"
-    assert len([line for line in lines if re.match(r"  [0-9a-f]{32}  ", line)]) == 5
+    named = f'{first} "{runs[first]["name"]}"'  # the name its read saw, beside the id
+    assert lines[6] == f'  {named}  name: "{runs[first]["name"]}" → "New 0"'
+    assert lines[7] == f"  {named}  starred: false → true"
+    assert len([line for line in lines if re.match(r'  [0-9a-f]{32} "', line)]) == 5
     assert lines[-1].startswith(f"every change: bulk export {path}.dry-run.ledger.db --status ok")
     assert threaded_sandbox.stats.writes == 0
 

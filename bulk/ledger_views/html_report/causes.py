@@ -15,6 +15,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bulk.ledger_views.names import name_sql, shown_name
+
 #: A column name is part of the cause (`column "owner_id"`), the value quoted is not.
 _QUOTED = re.compile(r'(column\s+)?("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')')
 #: Ids: 32 hex characters (Tallyfy's record, org and field ids), or UUIDs.
@@ -58,6 +60,8 @@ class Cause:
     count: int
     #: (row, record id, the message as recorded) of the first rows with this cause.
     first_rows: list[tuple[int, str | None, str | None]] = field(default_factory=list)
+    #: row -> the record's name, for those of the first rows whose read saw one.
+    names: dict[int, str] = field(default_factory=dict)
 
     def export_command(self, ledger: str | Path) -> str:
         """The command that lists every row of this cause."""
@@ -130,10 +134,10 @@ def _first_rows(db: sqlite3.Connection, where: str, statuses: list[str],
     by_key = {(group.status, group.http_status, group.shape): group for group in groups}
     wanting = {key for key, group in by_key.items() if group.count > 0}
     cursor = db.execute(
-        f"SELECT row, record_id, status, http_status, error FROM rows WHERE {where} "
-        "ORDER BY row", statuses,
+        f"SELECT row, record_id, status, http_status, error, {name_sql(db)} FROM rows "
+        f"WHERE {where} ORDER BY row", statuses,
     )
-    for row, record_id, status, http_status, error in cursor:
+    for row, record_id, status, http_status, error, name in cursor:
         if not wanting:
             break
         key = (status, http_status, shape(error))
@@ -141,6 +145,8 @@ def _first_rows(db: sqlite3.Connection, where: str, statuses: list[str],
         if group is None or key not in wanting:
             continue
         group.first_rows.append((row, record_id, error))
+        if name:
+            group.names[row] = name
         if len(group.first_rows) >= min(FIRST_ROWS, group.count):
             wanting.discard(key)
 
@@ -183,7 +189,8 @@ def cause_lines(causes: Causes, ledger: str | Path, target: str | None = None) -
     lines = [f"errors by cause: {causes.total_rows} rows, {causes.total_groups} "
              f"cause{'s' if causes.total_groups != 1 else ''}"]
     for cause in causes.groups:
-        rows = ", ".join(str(row) for row, _id, _error in cause.first_rows)
+        rows = ", ".join(" ".join(filter(None, (str(row), shown_name(cause.names.get(row)))))
+                         for row, _id, _error in cause.first_rows)
         more = ", …" if cause.count > len(cause.first_rows) else ""
         row_word = "row" if cause.count == 1 else "rows"
         lines.append(f"  {cause.count:>7}  {cause.status}  {cause.shown}")

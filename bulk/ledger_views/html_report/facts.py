@@ -16,6 +16,7 @@ from typing import Any
 from bulk.engine.errors import ConfigError
 from bulk.ledger_views.history import History, read_history
 from bulk.ledger_views.html_report.causes import FINE, Causes, group_causes
+from bulk.ledger_views.names import name_sql
 
 #: The ledger's statuses, in the order people read them (ledger.STATUSES, plus
 #: `conflict`, which a newer ledger may hold; any other status found comes after).
@@ -45,6 +46,7 @@ class Change:
     record_id: str | None
     before: str | None  # JSON text of the value
     after: str | None
+    name: str | None = None  # the record's name or title, as the row read it
 
 
 @dataclass
@@ -235,7 +237,7 @@ def _samples(db: sqlite3.Connection, name: str) -> list[Change]:
         return []
     where = f'$."{name}"'
     found = db.execute(
-        "SELECT row, record_id, before -> ?, after -> ? FROM rows "
+        f"SELECT row, record_id, before -> ?, after -> ?, {name_sql(db)} FROM rows "
         "WHERE status = 'ok' AND after -> ? IS NOT NULL ORDER BY row LIMIT ?",
         (where, where, where, SAMPLES_PER_FIELD))
     return [Change(*values) for values in found]

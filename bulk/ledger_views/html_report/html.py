@@ -214,8 +214,8 @@ def _errors(facts: Facts) -> str:
             + (f" (the {len(causes.groups)} largest shown)"
                if causes.total_groups > len(causes.groups) else "") + ".</p>"]
     for cause in causes.groups:
-        rows = [[str(row), f'<span class="mono">{escape(record_id or "-")}</span>',
-                 escape(error or "")] for row, record_id, error in cause.first_rows]
+        rows = [[str(row), _record(record_id, cause.names.get(row)), escape(error or "")]
+                for row, record_id, error in cause.first_rows]
         commands = cause.next_commands(facts.ledger, facts.fingerprint.get("target"))
         body.append(
             f'<div class="cause" data-key="{cause.key}" data-count="{cause.count}">'
@@ -229,6 +229,14 @@ def _errors(facts: Facts) -> str:
     return _section("errors", "Errors by cause", *body)
 
 
+def _record(record_id: str | None, name: str | None) -> str:
+    """A record's id, and its name beside it when the ledger has one."""
+    shown = f'<span class="mono">{escape(record_id or "-")}</span>'
+    if name:
+        shown += f' <span class="record-name">{escape(_value(name))}</span>'
+    return shown
+
+
 def _value(text: str | None) -> str:
     if text is None:
         return "(absent)"
@@ -238,7 +246,7 @@ def _value(text: str | None) -> str:
 def _change_tables(facts: Facts) -> list[str]:
     out = []
     for name, count in facts.fields:
-        rows = [[str(change.row), f'<span class="mono">{escape(change.record_id or "-")}</span>',
+        rows = [[str(change.row), _record(change.record_id, change.name),
                  f'<span class="mono before">{escape(_value(change.before))}</span> → '
                  f'<span class="mono after">{escape(_value(change.after))}</span>']
                 for change in facts.samples.get(name, [])]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bulk.ledger_views.html_report.facts import duplicates, open_readonly, status_counts
+from bulk.ledger_views.names import name_sql, shown_name
 
 #: A value longer than this is cut on the terminal (the export and report have it whole).
 SHOWN = 60
@@ -56,14 +57,15 @@ def preview_lines(ledger: str | Path, first: int = 5) -> list[str]:
         lines.append("first changes:")
         shown = 0
         # Rows in input order, each with its fields; stops after `first` lines.
-        for record_id, before, after in db.execute(
-                "SELECT record_id, before, after FROM rows WHERE status = 'ok' "
-                "AND after IS NOT NULL ORDER BY row"):
+        for record_id, record_name, before, after in db.execute(
+                f"SELECT record_id, {name_sql(db)}, before, after FROM rows "
+                "WHERE status = 'ok' AND after IS NOT NULL ORDER BY row"):
+            record = " ".join(filter(None, (record_id, shown_name(record_name))))
             old, new = json.loads(before or "{}"), json.loads(after)
             for name in sorted(new):
                 if shown == first:
                     break
-                lines.append(f"  {record_id}  {name}: {_shown(old.get(name))} → "
+                lines.append(f"  {record}  {name}: {_shown(old.get(name))} → "
                              f"{_shown(new[name])}")
                 shown += 1
             if shown == first:
