@@ -92,7 +92,7 @@ async def test_the_ledger_keeps_each_records_name_and_every_view_shows_it(sandbo
     ledger = tmp_path / "r.csv.ledger.db"
     with Ledger(ledger, read_only=True) as book:
         status = "\n".join(status_lines(book))
-    assert f"rows 3 {shown_name(names[2])}" in status
+    assert f"row 3 {shown_name(names[2])}" in status  # a cause of one row: "row"
     report = tmp_path / "r.html"
     assert invoke(["report", str(ledger), "-o", str(report)], {}).exit_code == 0
     html = report.read_text(encoding="utf-8")
