@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bulk.engine import reader as reader_module
 from bulk.engine.errors import InputError
 from bulk.engine.reader import InputFile, RawRow
+from bulk.engine.watched_file import open_regular
 
 RUN_A = "a" * 32
 RUN_B = "b" * 32
@@ -360,12 +362,35 @@ def test_rows_reads_lazily(tmp_path: Path) -> None:
         rows.close()
 
 
-def test_abandoned_rows_iterator_closes_its_file(tmp_path: Path) -> None:
-    path = big_csv(tmp_path, 1000)
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+@pytest.mark.parametrize("how", ["closed", "dropped"])
+def test_abandoned_rows_iterator_closes_its_file(tmp_path: Path, monkeypatch, suffix, how):
+    # The test keeps its own reference to every file the reader opens, so nothing but the
+    # reader's own close can close it (a file nobody refers to any more would be closed by
+    # the garbage collector alone, and no ResourceWarning would tell).
+    opened: list = []
+
+    def keep(*args, **kwargs):
+        raw, identity = open_regular(*args, **kwargs)
+        opened.append(raw)
+        return raw, identity
+
+    monkeypatch.setattr(reader_module, "open_regular", keep)
+    if suffix == ".csv":
+        path = big_csv(tmp_path, 1000)
+    else:
+        path = write(tmp_path, "big.jsonl",
+                     "".join(f'{{"id": "{RUN_A}", "n": {n}}}\n' for n in range(1000)))
     rows = InputFile(path).rows()
     next(rows)
-    del rows
-    gc.collect()  # a leaked file would raise ResourceWarning, an error under this suite
+    [raw] = opened
+    assert not raw.closed
+    if how == "closed":
+        rows.close()
+    else:
+        del rows
+        gc.collect()
+    assert raw.closed
 
 
 def test_memory_stays_flat_over_a_large_file(tmp_path: Path) -> None:
