@@ -87,6 +87,14 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/engine/test_http.py::test_any_other_transport_failure_is_worded_in_our_terms",),
     ),
     Mutant(
+        name="transport-error-keeps-aiohttps-exception",
+        promise="no token in exceptions: aiohttp's error (it holds the headers) is not kept",
+        file="bulk/engine/http.py",
+        old="        except (TimeoutError, aiohttp.ClientError) as exc:\n            failure = _describe(exc)\n",
+        new="        except (TimeoutError, aiohttp.ClientError) as exc:\n            raise TransportError(_describe(exc), method=method, path=path) from None\n",
+        tests=("tests/engine/test_http.py::test_any_other_transport_failure_is_worded_in_our_terms",),
+    ),
+    Mutant(
         name="undo-guests-with-case",
         promise="undo puts back exactly what the job changed: a guest respelt is the same guest",
         file="bulk/tallyfy/undo.py",
