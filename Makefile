@@ -22,7 +22,7 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest
 
 # Plants each named bug of tests/mutants.py alone (in a temporary copy of the tree) and runs
-# the tests that guard it: fails if one survives or no longer applies. About 20 s.
+# the tests that guard it: fails if one survives or no longer applies. About 15 s.
 mutants: $(BIN)/.installed
 	$(BIN)/python -m tests.run_mutants
 

@@ -55,11 +55,21 @@ def stale_reason(mutant: Mutant, root: Path = ROOT) -> str | None:
     return None
 
 
+#: What a copy leaves out when git cannot list the files (a tree unpacked from an archive).
+_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", "build",
+                                     "*.egg-info", "*.db", "*.db-*", "*.lock")
+
+
 def copy_tree(destination: Path) -> None:
     """The files git would see (tracked and untracked, not ignored), as they are now."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True).stdout.decode().split("\0")
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT, check=True, capture_output=True).stdout.decode().split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        shutil.copytree(ROOT, destination, symlinks=True, ignore=_NOT_SOURCE,
+                        dirs_exist_ok=True)
+        return
     for name in filter(None, listed):
         source = ROOT / name
         if not os.path.lexists(source):
@@ -105,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [known[name] for name in args.names] or list(MUTANTS)
     if args.list:
         for mutant in chosen:
-            print(f"{mutant.name:36} {mutant.file:30} {mutant.promise}")
+            print(f"{mutant.name:42} {mutant.file:30} {mutant.promise}")
         return 0
 
     started = time.monotonic()
