@@ -220,7 +220,14 @@ class JsonHttp:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 body_data = _parse(raw[:MAX_ERROR_BODY])
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TransportError(_describe(exc), method=method, path=path) from None
+            failure = _describe(exc)
+        else:
+            failure = None
+        if failure is not None:
+            # Raised outside the `except`: `from None` only hides aiohttp's exception, it
+            # stays reachable as __context__, and a ClientResponseError holds the request's
+            # headers, token included.
+            raise TransportError(failure, method=method, path=path)
         error_type = AuthError if response.status == 401 else HttpError
         error = error_type(
             response.status,

@@ -30,6 +30,20 @@ MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 10
 
 
+_WRITE_METHODS = ("PUT", "POST", "PATCH", "DELETE")
+
+
+def _journaled(raw: bytes) -> Any:
+    """A request body as the journal keeps it: parsed JSON, else the text as received."""
+    if not raw:
+        return None
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def _json(status: int, payload: Any) -> web.Response:
     return web.Response(status=status, text=json.dumps(payload), content_type="application/json")
 
@@ -210,7 +224,10 @@ class Service:
         self._seq += 1
         request_id = f"sbx-{self._seq:08x}"
         arrived = self.clock()
+        body = None
         try:
+            if request.method in _WRITE_METHODS and request.can_read_body:
+                body = _journaled(await request.read())
             response, fault = await self._answer(request, handler)
         except _BadRequest as exc:
             response, fault = exc.response, None
@@ -224,7 +241,7 @@ class Service:
         if fault is not None:
             stats.faults[fault] += 1
         stats.journal.append(
-            JournalEntry(arrived, request.method, request.path, status, request_id, fault))
+            JournalEntry(arrived, request.method, request.path, status, request_id, fault, body))
         response.headers["X-Request-Id"] = request_id
         return response
 
@@ -268,6 +285,10 @@ class Service:
         if fate.error_status is not None:
             return web.Response(status=fate.error_status, text=proxy_page(fate.error_status),
                                 content_type="text/html"), "error"
+        if fate.unapplied_200:
+            found = self._unapplied_answer(request)
+            if found is not None:
+                return found, "unapplied_200"
         response = await handler(request)
         if fate.applied_503 and response.status == 200:
             return web.Response(status=503, text=proxy_page(503),
@@ -276,6 +297,16 @@ class Service:
             await self.sleep(fate.slow)  # a PUT is already applied: the client gives up late
             return response, "slow"
         return response, None
+
+    def _unapplied_answer(self, request: web.Request) -> web.Response | None:
+        """200 with the record as it is, the write not applied (None: let the handler answer,
+        e.g. a 404 or 403, as it would without the fault)."""
+        info = request.match_info
+        record_id = info.get("task_id") or info.get("record_id") or ""
+        found = self.store.record(record_id)
+        if found is None or record_id in self.forbidden:
+            return None
+        return _json(200, {"data": found[1]})
 
     # ------------------------------------------------------------------ one record
 

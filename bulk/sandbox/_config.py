@@ -30,17 +30,21 @@ class Faults:
     ``error_rate``: a 500/502/503/504 with an HTML body, as a proxy sends it; nothing applied.
     ``drop_rate``: the connection is closed with no answer at all; nothing applied.
     ``applied_503_rate`` (PUT only): the write IS applied, then answered 503.
+    ``unapplied_200_rate`` (PUT only): the write is NOT applied, and answered 200 with the
+    record as it was (the old values), as when the API drops what it ignores.
     ``slow_rate``: the answer comes ``slow_ms`` late; a PUT is applied before the wait.
     """
 
     error_rate: float = 0.0
     drop_rate: float = 0.0
     applied_503_rate: float = 0.0
+    unapplied_200_rate: float = 0.0
     slow_rate: float = 0.0
     slow_ms: float = DEFAULT_SLOW_MS
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "drop_rate", "applied_503_rate", "slow_rate"):
+        for name in ("error_rate", "drop_rate", "applied_503_rate", "unapplied_200_rate",
+                     "slow_rate"):
             _check_probability(name, getattr(self, name))
         if not isinstance(self.slow_ms, int | float) or not self.slow_ms >= 0:
             raise ValueError(f"slow_ms must be a number >= 0, got {self.slow_ms!r}")
@@ -48,7 +52,8 @@ class Faults:
     @property
     def any(self) -> bool:
         """True when at least one fault can happen (the request path skips the draws if not)."""
-        return bool(self.error_rate or self.drop_rate or self.applied_503_rate or self.slow_rate)
+        return bool(self.error_rate or self.drop_rate or self.applied_503_rate
+                    or self.unapplied_200_rate or self.slow_rate)
 
     def to_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

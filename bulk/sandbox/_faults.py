@@ -37,6 +37,7 @@ class Fate:
     drop: bool = False
     error_status: int | None = None
     applied_503: bool = False
+    unapplied_200: bool = False
     slow: float = 0.0
 
 
@@ -75,6 +76,9 @@ class FaultDice:
         elif (method == "PUT" and faults.applied_503_rate
               and self._roll("applied_503", method, path, n) < faults.applied_503_rate):
             fate.applied_503 = True
+        elif (method == "PUT" and faults.unapplied_200_rate
+              and self._roll("unapplied_200", method, path, n) < faults.unapplied_200_rate):
+            fate.unapplied_200 = True
         elif faults.slow_rate and self._roll("slow", method, path, n) < faults.slow_rate:
             fate.slow = faults.slow_ms / 1000.0
         return fate

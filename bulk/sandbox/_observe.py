@@ -21,7 +21,8 @@ PREFIX = "/_sandbox"
 
 _ENDPOINTS = {
     f"GET {PREFIX}/stats": "counters: requests, writes per record, 429s, peak concurrency",
-    f"GET {PREFIX}/journal?limit=N": "the last requests (method, path, status, time, fault)",
+    f"GET {PREFIX}/journal?limit=N": "the last requests (method, path, status, time, fault, "
+                                     "a write's body)",
     f"GET {PREFIX}/records/{{id}}": "one run or template as stored, with its write count",
     f"PATCH {PREFIX}/records/{{id}}": "edit a record as a person in the web app would "
                                       '(only the given fields, e.g. {"name": "x"})',

@@ -10,7 +10,9 @@ class JournalEntry(NamedTuple):
     """One API request. ``status`` is None when the connection was dropped without an answer;
     ``fault`` names the fault or refusal that shaped the answer (``"drop"``, ``"error"``,
     ``"applied_503"``, ``"slow"``, ``"rate_limited"``), None for an ordinary answer.
-    ``time`` is the sandbox clock (monotonic seconds by default) when the request arrived."""
+    ``time`` is the sandbox clock (monotonic seconds by default) when the request arrived.
+    ``body`` is a write's body as the sandbox received it (parsed JSON, else the text; None
+    for a read): what tests check a client really sent."""
 
     time: float
     method: str
@@ -18,6 +20,7 @@ class JournalEntry(NamedTuple):
     status: int | None
     request_id: str
     fault: str | None = None
+    body: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()

@@ -48,16 +48,15 @@ async def preflight(
         last = attempt == tries
         try:
             status, body = await _get(session, url, headers, seconds)
-        except aiohttp.ClientSSLError as exc:
-            raise ConfigError(f"TLS failure talking to {host}: {_ssl_reason(exc)}; "
-                              "check TALLYFY_BASE_URL (or --base-url)") from None
-        except aiohttp.ClientConnectorDNSError:
-            raise ConfigError(f"cannot reach {host}: the name does not resolve; "
-                              "check TALLYFY_BASE_URL (or --base-url)") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            if last:
-                raise ConfigError(f"cannot reach {host}: {_transport_reason(exc, seconds)}; "
-                                  "check TALLYFY_BASE_URL (or --base-url)") from None
+            unreachable, final = _unreachable(exc, host, seconds)
+        else:
+            unreachable, final = None, False
+        if unreachable is not None:
+            if final or last:
+                # Raised outside the `except`: aiohttp's exception would stay reachable as
+                # __context__ (even `from None`), and it can hold the request's headers.
+                raise ConfigError(f"{unreachable}; check TALLYFY_BASE_URL (or --base-url)")
             await clock.sleep(PREFLIGHT_PAUSE)
             continue
         if status < 400 or status == 429:  # 429: reachable, and the pacer will cope
@@ -99,6 +98,15 @@ async def _get(
 def _detail(body: object) -> str:
     message = _body_message(body)
     return f": {message}" if message else ""
+
+
+def _unreachable(exc: BaseException, host: str, seconds: float) -> tuple[str, bool]:
+    """Why no answer came, and whether that is final (asking again cannot help)."""
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"TLS failure talking to {host}: {_ssl_reason(exc)}", True
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"cannot reach {host}: the name does not resolve", True
+    return f"cannot reach {host}: {_transport_reason(exc, seconds)}", False
 
 
 def _ssl_reason(exc: aiohttp.ClientSSLError) -> str:

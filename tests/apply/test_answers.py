@@ -14,8 +14,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bulk.sandbox import Faults
 from tests.apply.front import Front, run_through
-from tests.apply.helpers import rename_csv, run_ids
+from tests.apply.helpers import on_records, rename_csv, run_ids, run_job, write_jsonl
 
 
 @pytest.fixture
@@ -223,3 +224,34 @@ async def test_the_in_doubt_mark_committed_before_the_put_holds_the_before_value
     assert status == "in_doubt"
     assert json.loads(before) == {"name": old_name}
     assert json.loads(after) == {"name": "New 0"}
+
+
+async def test_a_200_showing_the_old_value_is_not_ok(sandbox, tmp_path):
+    # The API drops what it ignores and still answers 200: an answer that shows the record
+    # but not the value written proves the write did not land. Never `ok`.
+    rid = run_ids(sandbox, 1)[0]
+    old_name = sandbox.store.runs[rid]["name"]
+    sandbox.faults = Faults(unapplied_200_rate=1.0)
+
+    summary, entries = await run_job(sandbox, rename_csv(tmp_path / "r.csv", [rid], "New"))
+
+    [entry] = entries
+    assert entry.status == "failed", (entry.status, entry.error)
+    assert "did not apply name" in entry.error and "200" in entry.error
+    assert sandbox.store.runs[rid]["name"] == old_name
+    assert [e.fault for e in on_records(sandbox) if e.method == "PUT"] == ["unapplied_200"]
+    assert summary.exit_code == 1
+
+
+async def test_a_task_answered_200_with_its_old_title_is_not_ok(sandbox, tmp_path):
+    task = next(t for t in sandbox.store.tasks.values()
+                if t["run_id"] and t["status"] != "completed")
+    old_title = task["title"]
+    sandbox.faults = Faults(unapplied_200_rate=1.0)
+    path = write_jsonl(tmp_path / "t.jsonl", [
+        {"run_id": task["run_id"], "task_id": task["id"], "title": "Never applied"}])
+
+    _, entries = await run_job(sandbox, path, target="tasks")
+
+    assert entries[0].status == "failed" and "did not apply title" in entries[0].error
+    assert task["title"] == old_title

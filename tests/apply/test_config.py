@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import pprint
+import traceback
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from bulk.cli import main
 from bulk.engine.errors import ConfigError
 from bulk.engine.reader import FORMATS
 from bulk.jobfile import OPTION_SPECS, Bounds, load_job_file
+from bulk.tallyfy.client import api_headers
 from bulk.tallyfy.connection import Connection, Secret, connection_from_env
 from bulk.tallyfy.rows import TARGETS
 from tests.apply.helpers import TOKEN, env_for, run_ids, write_csv
@@ -230,3 +234,26 @@ def test_a_connection_made_by_a_library_caller_is_checked_too() -> None:
     with pytest.raises(ConfigError) as raised:
         Connection("https://go.tallyfy.com/api", "b" * 32, Secret("hunter2\n"))
     assert "hunter2" not in str(raised.value)
+
+
+def test_a_connection_never_shows_its_token_however_it_is_printed(caplog) -> None:
+    # Nothing prints a Connection today; the day something does (a log line, a debugger, a
+    # traceback with its locals), the token must still not show.
+    connection = connection_from_env(ENV)
+    assert api_headers(connection)["Authorization"] == f"Bearer {TOKEN}"  # it is held
+
+    def fails(connection):
+        raise RuntimeError("boom")
+
+    try:
+        fails(connection)
+    except RuntimeError as exc:
+        traced = "".join(traceback.TracebackException.from_exception(
+            exc, capture_locals=True).format())
+    logging.getLogger("bulk.test").warning("connection %r / %s", connection, connection)
+    shown = [repr(connection), str(connection), f"{connection}", f"{connection!r}",
+             repr(connection.token), str(connection.token), f"{connection.token}",
+             pprint.pformat(connection), repr(vars(connection)), traced, caplog.text]
+    for text in shown:
+        assert TOKEN not in text, text
+    assert "Secret('***')" in repr(connection) and "connection = Connection(" in traced

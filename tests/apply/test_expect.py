@@ -213,3 +213,36 @@ def test_expect_columns_are_checked_like_the_others() -> None:
         check_columns(RUNS, ["id", "expect.title"], "f.csv")
     with pytest.raises(InputError, match=r"expect\.prerun"):
         check_columns(TEMPLATES, ["id", "expect.prerun." + "a" * 32], "f.csv")
+
+
+@pytest.mark.parametrize("cleared", [None, ""], ids=["null", "empty-string"])
+async def test_a_field_expected_set_and_cleared_since_is_a_conflict(sandbox, tmp_path, cleared):
+    # Expected to hold a value, emptied by a person since the input was made: writing now
+    # would overwrite their clearing, exactly like overwriting any other edit.
+    rid = run_ids(sandbox, 1)[0]
+    sandbox.edit_as_person(rid, summary="Seen when selected")
+    path = write_csv(tmp_path / "r.csv", ["id", "summary", "expect.summary"],
+                     [[rid, "New summary", "Seen when selected"]])
+    sandbox.edit_as_person(rid, summary=cleared)
+
+    _, entries = await run_job(sandbox, path)
+
+    assert entries[0].status == "conflict", entries[0].error
+    assert '"summary"' in entries[0].error
+    assert sandbox.store.runs[rid]["summary"] == cleared
+    assert sandbox.stats.writes_per_record.get(rid, 0) == 0
+
+
+async def test_members_expected_and_all_removed_since_is_a_conflict(sandbox, tmp_path) -> None:
+    rid = run_ids(sandbox, 1)[0]
+    run = sandbox.store.runs[rid]
+    assert run["users"], "the run must start with members"
+    path = write_jsonl(tmp_path / "r.jsonl", [
+        {"id": rid, "name": "Renamed", "expect": {"users": list(run["users"])}}])
+    sandbox.edit_as_person(rid, users=[])
+
+    _, entries = await run_job(sandbox, path)
+
+    assert entries[0].status == "conflict", entries[0].error
+    assert '"users"' in entries[0].error
+    assert run["users"] == [] and run["name"] != "Renamed"

@@ -242,3 +242,29 @@ def test_task_columns_are_checked_before_any_request(tmp_path):
     job = tmp_path / "job.toml"
     job.write_text('target = "tasks"\ninput = "x.csv"\ninclude_completed = true\n')
     assert options_from_settings(load_job_file(job)).include_completed is True
+
+
+async def test_every_task_put_carries_owners_whole_as_the_server_received_it(sandbox, tmp_path):
+    # The sandbox reads a list missing from `owners` as empty, so the store alone cannot tell
+    # a whole `owners` from one missing its empty lists; the body as received can. A server
+    # that reads "missing" as "leave alone" (or the other way round) must get the same result.
+    store = sandbox.store
+    open_tasks = [t for t in store.tasks.values() if t["status"] != "completed"]
+    empty, full = open_tasks[0], open_tasks[1]
+    empty["owners"]["guests"], empty["owners"]["groups"] = [], []
+    full["owners"]["guests"], full["owners"]["groups"] = ["pat@x.example.org"], [
+        next(iter(store.groups))]
+    path = write_jsonl(tmp_path / "t.jsonl", [
+        {"run_id": t["run_id"] or "", "task_id": t["id"], "title": f"Renamed {n}"}
+        for n, t in enumerate((empty, full))])
+
+    _, entries = await run_job(sandbox, path, target="tasks")
+
+    assert [e.status for e in entries] == ["ok", "ok"], [e.error for e in entries]
+    puts = {e.path.rsplit("/", 1)[1]: e.body for e in sandbox.stats.journal if e.method == "PUT"}
+    for task in (empty, full):
+        body = puts[task["id"]]
+        assert list(body["owners"]) == ["users", "guests", "groups"], body
+        assert body["owners"] == task["owners"]
+        assert {"title", "deadline"} <= set(body)
+    assert puts[empty["id"]]["owners"]["guests"] == [] == puts[empty["id"]]["owners"]["groups"]

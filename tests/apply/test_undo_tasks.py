@@ -115,3 +115,27 @@ def test_undo_apply_leaves_a_task_completed_since_alone_unless_asked(threaded_sa
     assert refused.exit_code == 1 and "conflict 1" in refused.output
     assert included.exit_code == 0, included.output
     assert leaver in task["owners"]["users"] and heir not in task["owners"]["users"]
+
+
+async def test_a_guest_respelt_in_another_case_is_the_same_guest_to_undo(sandbox, tmp_path):
+    # Guest emails compare without case everywhere (plan, expect, undo): Tallyfy stores an
+    # address as given, and Ann@Example.com and ann@example.com are one person. A job that
+    # re-lists her in lower case while adding someone did not add her; its undo removes
+    # only the newcomer, never her.
+    task = next(t for t in sandbox.store.tasks.values()
+                if t["run_id"] and t["status"] != "completed" and t["owners"]["users"])
+    task["owners"]["guests"] = ["Ann@Example.com"]
+    job = write_jsonl(tmp_path / "g.jsonl", [{
+        "run_id": task["run_id"], "task_id": task["id"],
+        "guests": ["ann@example.com", "new@x.example.org"]}])
+    _, entries = await run_job(sandbox, job, target="tasks")
+    assert [e.status for e in entries] == ["ok"], entries[0].error
+    assert task["owners"]["guests"] == ["ann@example.com", "new@x.example.org"]
+
+    write_undo(tmp_path / "g.jsonl.ledger.db", tmp_path / "undo.jsonl")
+    [row] = [json.loads(line) for line in (tmp_path / "undo.jsonl").read_text().splitlines()]
+    _, undone = await run_job(sandbox, tmp_path / "undo.jsonl", target="tasks")
+
+    assert row["remove_guests"] == ["new@x.example.org"] and "add_guests" not in row
+    assert [e.status for e in undone] == ["ok"], undone[0].error
+    assert [g.lower() for g in task["owners"]["guests"]] == ["ann@example.com"]

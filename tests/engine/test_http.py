@@ -347,3 +347,30 @@ async def test_a_write_on_a_held_slot_is_not_sent_after_an_outage_but_read_again
     # The probe's turn was given back: the next request (the read-back) goes out.
     answer = await http.request("GET", str(srv.make_url("/ok")), path="runs/abc")
     assert answer.status == 200 and not breaker.is_open
+
+
+async def test_any_other_transport_failure_is_worded_in_our_terms(session):
+    # A peer that answers something that is not HTTP: aiohttp's own message quotes the whole
+    # URL (query included) over several lines; ours names only the kind and the path.
+    async def not_http(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    peer = await asyncio.start_server(not_http, "127.0.0.1", 0)
+    port = peer.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(TransportError) as raised:
+            await make_http(session).request(
+                "GET", f"http://127.0.0.1:{port}/organizations/o/runs?q=private", path="runs")
+    finally:
+        peer.close()
+        await peer.wait_closed()
+    message = str(raised.value)
+    assert message == "connection failed (ClientResponseError) (GET runs)"
+    assert "private" not in message and str(port) not in message and "\n" not in message
+    # Nothing of aiohttp's exception is kept, not even as __context__: it holds the
+    # request's headers, the token among them.
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
+    assert_no_token(raised.value)

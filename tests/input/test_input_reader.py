@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bulk.engine import reader as reader_module
 from bulk.engine.errors import InputError
 from bulk.engine.reader import InputFile, RawRow
+from bulk.engine.watched_file import open_regular
 
 RUN_A = "a" * 32
 RUN_B = "b" * 32
@@ -360,12 +362,44 @@ def test_rows_reads_lazily(tmp_path: Path) -> None:
         rows.close()
 
 
-def test_abandoned_rows_iterator_closes_its_file(tmp_path: Path) -> None:
-    path = big_csv(tmp_path, 1000)
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+@pytest.mark.parametrize("how", ["closed", "dropped", "failed"])
+def test_abandoned_rows_iterator_closes_its_file(tmp_path: Path, monkeypatch, suffix, how):
+    # The test keeps its own reference to every file the reader opens, so nothing but a
+    # close can close it (a file nobody refers to any more would be closed by the garbage
+    # collector alone, and no ResourceWarning would tell). "failed": rows stop on a bad
+    # byte far into the file, and the error is kept (as a caller reporting it would): its
+    # traceback holds the reader's frame, so only the reader's own `with` closes the file.
+    opened: list = []
+
+    def keep(*args, **kwargs):
+        raw, identity = open_regular(*args, **kwargs)
+        opened.append(raw)
+        return raw, identity
+
+    monkeypatch.setattr(reader_module, "open_regular", keep)
+    if suffix == ".csv":
+        path = big_csv(tmp_path, 3000)
+    else:
+        path = write(tmp_path, "big.jsonl",
+                     "".join(f'{{"id": "{RUN_A}", "n": {n}}}\n' for n in range(3000)))
+    with path.open("ab") as out:  # past the first chunk the reader decodes
+        out.write(b"\xff\n")
     rows = InputFile(path).rows()
     next(rows)
-    del rows
-    gc.collect()  # a leaked file would raise ResourceWarning, an error under this suite
+    [raw] = opened
+    assert not raw.closed
+    if how == "closed":
+        rows.close()
+    elif how == "dropped":
+        del rows
+        gc.collect()
+    else:
+        with pytest.raises(InputError, match="UTF-8") as failed:
+            for _ in rows:
+                pass
+        assert failed.tb is not None
+    assert raw.closed
 
 
 def test_memory_stays_flat_over_a_large_file(tmp_path: Path) -> None:

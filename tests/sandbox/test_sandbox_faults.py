@@ -90,6 +90,36 @@ async def test_applied_503_does_not_turn_a_refused_write_into_a_503(start_sandbo
     assert reply.status == 422
 
 
+async def test_unapplied_200_answers_the_old_record_and_applies_nothing(start_sandbox, api_for):
+    sandbox = await start_sandbox(faults=Faults(unapplied_200_rate=1.0))
+    api = api_for(sandbox)
+    run = next(iter(sandbox.store.runs.values()))
+    before = copy.deepcopy(run)
+
+    put = await api.put(f"/runs/{run['id']}", {"name": "never applied", "users": run["users"]})
+    get = await api.get(f"/runs/{run['id']}")  # PUT only: reads are untouched
+    missing = await api.put(f"/runs/{'0' * 32}", {"name": "x"})
+
+    assert put.status == 200 and put.data == before  # the old value, shown as an answer
+    assert get.status == 200 and get.data == before
+    assert sandbox.store.runs[run["id"]] == before
+    assert sandbox.stats.writes_per_record[run["id"]] == 0
+    assert missing.status == 404  # an unknown record is still answered as one
+    assert [e.fault for e in sandbox.stats.journal] == ["unapplied_200", None, None]
+
+
+async def test_unapplied_200_on_a_task_answers_the_task_unchanged(start_sandbox, api_for):
+    sandbox = await start_sandbox(faults=Faults(unapplied_200_rate=1.0))
+    api = api_for(sandbox)
+    task = next(t for t in sandbox.store.tasks.values() if t.get("run_id"))
+    before = copy.deepcopy(task)
+
+    put = await api.put(f"/runs/{task['run_id']}/tasks/{task['id']}", {"title": "never"})
+
+    assert put.status == 200 and put.data["title"] == before["title"]
+    assert sandbox.store.tasks[task["id"]] == before
+
+
 async def test_slow_fault_delays_the_answer_by_slow_ms(start_sandbox, api_for, recording_sleep):
     sandbox = await start_sandbox(faults=Faults(slow_rate=1.0, slow_ms=5_000),
                                   sleep=recording_sleep)

@@ -47,7 +47,11 @@ async def test_journal_records_method_path_status_and_time(api, sandbox, first_r
 
     over_http = (await api.observe("GET", "/journal", params={"limit": 1})).body["data"]
     assert over_http == [second.to_dict()]
-    assert set(over_http[0]) == {"time", "method", "path", "status", "request_id", "fault"}
+    assert set(over_http[0]) == {"time", "method", "path", "status", "request_id", "fault",
+                                 "body"}
+    # A write's body as the sandbox received it (what a test checks a client sent); none
+    # for a read.
+    assert (first.body, second.body) == (None, {"name": ""})
 
 
 async def test_journal_is_bounded(start_sandbox, api_for):
