@@ -12,6 +12,7 @@ import click
 
 from bulk import __version__
 from bulk.engine.errors import ConfigError, InputError
+from bulk.engine.exit_codes import ExitCode
 from bulk.options import OPTION_SPECS, Bounds, Choices
 
 if TYPE_CHECKING:
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
 # Start-up: `bulk --help`, `bulk status` and `bulk export` must not pay for what they do
 # not use (aiohttp and the sandbox server alone took 0.2 s), so each command imports its
 # library inside its body, and `sandbox` is loaded only when it is the command run.
-
-#: Exit codes (documented in the README and in `bulk apply --help`).
-EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
 
 class _File(click.Path):
     """A file path argument, given to the command as a pathlib.Path; pathlib is imported
@@ -40,7 +37,7 @@ class _File(click.Path):
         return Path(super().convert(value, param, ctx))
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> None:
+def _fail(message: str, code: int = ExitCode.USAGE) -> None:
     click.echo(f"bulk: {message}", err=True)
     sys.exit(code)
 
@@ -53,7 +50,7 @@ def _exit_with(call: Any, interrupted: str) -> None:
     except (ConfigError, InputError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail(interrupted, EXIT_INTERRUPTED)
+        _fail(interrupted, ExitCode.INTERRUPTED)
     sys.exit(code)
 
 

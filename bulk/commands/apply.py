@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bulk.engine.errors import ConfigError
+from bulk.engine.exit_codes import ExitCode
 from bulk.engine.job import Job, Summary
 from bulk.jobfile import load_job_file, merge
 from bulk.progress import TerminalProgress
@@ -62,12 +63,12 @@ def apply_command(
             for line in preview_lines(summary.ledger_path):
                 print(line, file=out)
     code = summary.exit_code
-    if signals.received and code in (0, 1):
+    if signals.received and code in (ExitCode.OK, ExitCode.ROWS_FAILED):
         # The signal came after the last row: the summary above is whole, and the
         # exit code still says the user stopped us.
         print("bulk: interrupted after the last row; the summary above is complete",
               file=err, flush=True)
-        return INTERRUPTED
+        return ExitCode.INTERRUPTED
     return code
 
 
@@ -91,9 +92,6 @@ def apply_job(options: ApplyOptions, connection: Any, *, quiet: bool = False,
             return asyncio.run(execute(prepared, observer=observer, on_job=signals.attach))
         finally:
             prepared.ledger.close()
-
-
-INTERRUPTED = 130
 
 
 class StopSignals:

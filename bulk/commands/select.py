@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bulk.engine.errors import AuthError
+from bulk.engine.exit_codes import ExitCode
 from bulk.tallyfy.connection import connection_from_env
 from bulk.tallyfy.select_query import build_selection
 from bulk.tallyfy.select_scan import Progress, SelectFailed, SelectOptions, select
 from bulk.tallyfy.targets import TARGETS
-
-#: Exit codes shared with `bulk apply`.
-EXIT_OK, EXIT_FAILED, EXIT_ABORTED = 0, 1, 3
 
 SELECT_OPTION_KEYS = ("format", "limit", "rate", "burst", "max_attempts", "timeout")
 
@@ -64,10 +62,10 @@ def select_command(
     except AuthError as exc:
         print(f"bulk: select aborted, authentication failed: {exc.describe()}; nothing written",
               file=err)
-        return EXIT_ABORTED
+        return ExitCode.ABORTED
     except SelectFailed as exc:
         print(f"bulk: select failed: {exc}; nothing written", file=err)
-        return EXIT_FAILED
+        return ExitCode.ROWS_FAILED
     print(summary.line(), file=out, flush=True)
-    return EXIT_OK
+    return ExitCode.OK
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from bulk.commands.select import EXIT_FAILED, EXIT_OK
 from bulk.engine.errors import ConfigError
+from bulk.engine.exit_codes import ExitCode
 from bulk.tallyfy.connection import connection_from_env
 
 UNDO_APPLY_KEYS = ("concurrency", "rate", "burst", "max_attempts", "timeout", "retry_failed",
@@ -59,17 +59,22 @@ def undo_command(
         print(f"bulk: undo: {line}", file=err)
     print(summary.line(), file=out, flush=True)
     if connection is None:
-        return EXIT_FAILED if summary.skipped else EXIT_OK
+        return _undo_code(summary.skipped)
     if summary.rows == 0:
         print("undo: nothing to put back", file=out)
-        return EXIT_FAILED if summary.skipped else EXIT_OK
+        return _undo_code(summary.skipped)
     values = {key: flags[key] for key in UNDO_APPLY_KEYS if flags.get(key) is not None}
     if "ledger" in values:
         values["ledger"] = Path(values["ledger"])
     options = ApplyOptions(input=output, target=summary.target, **values)
     result = apply_job(options, connection, quiet=bool(flags.get("quiet")), err=err)
     print(result.line(), file=out, flush=True)
-    return max(result.exit_code, EXIT_FAILED if summary.skipped else EXIT_OK)
+    return max(result.exit_code, _undo_code(summary.skipped))
+
+
+def _undo_code(skipped: object) -> ExitCode:
+    """Rows that could not be undone (listed) make the exit code 1."""
+    return ExitCode.ROWS_FAILED if skipped else ExitCode.OK
 
 
 def _same_org(ledger: Path, org_id: str) -> None:
