@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bulk.engine.errors import BadValue
 from bulk.tallyfy.plan import prerun_values, same_value
 from bulk.tallyfy.targets import (
     DATETIME,
@@ -35,7 +36,6 @@ from bulk.tallyfy.targets import (
     Target,
 )
 from bulk.tallyfy.values import (
-    BadValue,
     Converter,
     converters_for,
     prerun_value_text,

@@ -19,14 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bulk.engine.errors import PlanError
 from bulk.tallyfy.targets import KEYED_FIELDS, Target
 
 if TYPE_CHECKING:  # fields.py needs this module (through expect.py) at import time
     from bulk.tallyfy.rows import Change
-
-
-class PlanError(Exception):
-    """The row cannot be applied safely to this record; nothing is sent."""
 
 
 class NobodyLeft(PlanError):

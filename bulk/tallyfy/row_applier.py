@@ -10,6 +10,7 @@ from bulk.engine.errors import (
     AmbiguousAnswer,
     AuthError,
     HttpError,
+    PlanError,
     RowInvalid,
     StaleRead,
     TransportError,
@@ -29,7 +30,7 @@ from bulk.engine.retry import RetryPolicy, should_retry
 from bulk.engine.stops import DEFINITIVE, TRANSIENT
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.expect import find_conflict
-from bulk.tallyfy.plan import LeftAlone, NobodyLeft, PlanError, plan_update, unapplied
+from bulk.tallyfy.plan import LeftAlone, NobodyLeft, plan_update, unapplied
 from bulk.tallyfy.rows import Change, RowParser, Target
 
 #: A PUT is built from a read no older than this when it leaves; older, read again.

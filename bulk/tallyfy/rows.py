@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from bulk.engine.errors import RowInvalid
+from bulk.engine.errors import BadValue, RowInvalid
 from bulk.engine.reader import RawRow
 from bulk.tallyfy.expect import (
     clear_converters,
@@ -51,7 +51,6 @@ from bulk.tallyfy.targets import (
     check_columns,
 )
 from bulk.tallyfy.values import (
-    BadValue,
     Converter,
     converters_for,
     delta_converters,

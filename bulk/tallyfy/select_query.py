@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bulk.engine.errors import ConfigError
+from bulk.engine.errors import BadValue, ConfigError
 from bulk.tallyfy.expect import expect_converters
 from bulk.tallyfy.plan import prerun_values, same_value
 from bulk.tallyfy.targets import (
@@ -33,7 +33,6 @@ from bulk.tallyfy.targets import (
 )
 from bulk.tallyfy.task_filters import status_matches, task_options_problem, task_statuses
 from bulk.tallyfy.values import (
-    BadValue,
     Converter,
     converters_for,
     delta_converters,

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from bulk.engine.clock import Clock, LoopClock
-from bulk.engine.errors import ConfigError, HttpError, TransportError
+from bulk.engine.errors import BadValue, ConfigError, HttpError, SelectFailed, TransportError
 from bulk.engine.http import Answer
 from bulk.engine.pacing import Pacer
 from bulk.engine.retry import RetryPolicy
@@ -29,15 +29,10 @@ from bulk.tallyfy.apply_job import DEFAULT_BURST, DEFAULT_RATE, make_pacer
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.select_query import SelectError, Selection, cell_text, current_value
-from bulk.tallyfy.values import BadValue
 
 #: The list API's largest page (the server caps per_page at 100).
 PER_PAGE = 100
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-
-
-class SelectFailed(Exception):
-    """The list could not be read to its end (a final HTTP error, or no usable answer)."""
 
 
 @dataclass
@@ -266,5 +261,4 @@ class _AtomicOutput:
             self._temp.unlink(missing_ok=True)
 
 
-__all__ = ["Progress", "SelectFailed", "SelectOptions", "SelectSummary",
-           "select"]
+__all__ = ["Progress", "SelectOptions", "SelectSummary", "select"]
