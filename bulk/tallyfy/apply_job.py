@@ -32,7 +32,8 @@ from bulk.tallyfy.client import TallyfyClient, api_headers
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.preflight import preflight
 from bulk.tallyfy.row_applier import RowApplier
-from bulk.tallyfy.rows import TARGETS, RowParser, Target, check_columns
+from bulk.tallyfy.rows import RowParser
+from bulk.tallyfy.targets import TARGETS, Target, check_columns
 
 #: Why 8 workers by default: the pacer, not the pool, sets the pace. At the default
 #: 10 requests/s (600/min, the per-user figure older Tallyfy pages give) a worker waits

@@ -19,7 +19,7 @@ from bulk.engine.http import Answer, AnswerCheck, JsonHttp
 from bulk.engine.pacing import Pacer
 from bulk.engine.retry import RetryPolicy
 from bulk.tallyfy.connection import Connection
-from bulk.tallyfy.rows import Target
+from bulk.tallyfy.targets import Target
 
 #: What every read must show: a PUT is built from both (see plan.py).
 READ_NEEDS = ("users", "groups")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from bulk.engine.errors import BadValue
-from bulk.tallyfy.plan import prerun_values, same_value
+from bulk.tallyfy.compare import prerun_values, same_value
 from bulk.tallyfy.targets import (
     DATETIME,
     GROUPS,
@@ -173,7 +173,7 @@ def _group_item(value: Any) -> str:
 
 def _guest_item(value: Any) -> str:
     if value.__class__ is str and value.strip():
-        return value.strip()  # compared without case (plan.same_value)
+        return value.strip()  # compared without case (compare.same_value)
     raise BadValue(f"expected a guest's email address, got {show(value)}")
 
 

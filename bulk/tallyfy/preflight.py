@@ -15,7 +15,7 @@ import aiohttp
 from bulk.engine.clock import Clock
 from bulk.engine.errors import AuthError, ConfigError, HttpError, StopJob, body_message
 from bulk.tallyfy.connection import Connection
-from bulk.tallyfy.rows import Target
+from bulk.tallyfy.targets import Target
 
 #: Seconds for the whole preflight request: an unreachable host is told within seconds.
 PREFLIGHT_TIMEOUT = 10.0

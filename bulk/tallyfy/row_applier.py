@@ -31,7 +31,8 @@ from bulk.engine.stops import DEFINITIVE, TRANSIENT
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.expect import find_conflict
 from bulk.tallyfy.plan import LeftAlone, NobodyLeft, plan_update, unapplied
-from bulk.tallyfy.rows import Change, RowParser, Target
+from bulk.tallyfy.rows import Change, RowParser
+from bulk.tallyfy.targets import Target
 
 #: A PUT is built from a read no older than this when it leaves; older, read again.
 MAX_READ_AGE = 2.0

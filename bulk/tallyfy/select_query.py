@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bulk.engine.errors import BadValue, ConfigError
+from bulk.tallyfy.compare import prerun_values, same_value
 from bulk.tallyfy.expect import expect_converters
-from bulk.tallyfy.plan import prerun_values, same_value
 from bulk.tallyfy.targets import (
     EXPECT_PREFIX,
     HEX32,

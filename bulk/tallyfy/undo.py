@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from bulk.engine.errors import ConfigError
 from bulk.engine.ledger import IN_DOUBT, OK, Entry, Ledger, open_existing
 from bulk.tallyfy.apply_job import DRY_RUN
-from bulk.tallyfy.plan import prerun_values
+from bulk.tallyfy.compare import prerun_values
 from bulk.tallyfy.select_query import ID_COLUMN, cell_text
 from bulk.tallyfy.targets import (
     CLEAR,

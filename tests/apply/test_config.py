@@ -15,7 +15,7 @@ from bulk.engine.errors import ConfigError
 from bulk.engine.reader import FORMATS
 from bulk.jobfile import OPTION_SPECS, Bounds, load_job_file
 from bulk.tallyfy.connection import Connection, Secret, connection_from_env
-from bulk.tallyfy.rows import TARGETS
+from bulk.tallyfy.targets import TARGETS
 from tests.apply.helpers import TOKEN, env_for, run_ids, write_csv
 
 ENV = {"TALLYFY_ACCESS_TOKEN": TOKEN, "TALLYFY_ORG_ID": "b" * 32,

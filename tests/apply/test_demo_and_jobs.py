@@ -61,9 +61,9 @@ def test_the_demo_of_the_leaver_handover_counts_the_tasks_too(tmp_path: Path) ->
 
 async def test_the_owner_reassignment_sample_is_what_select_writes(tmp_path: Path) -> None:
     # The README's command: give every process Umar Novak (55663) owns to Kemi Silva (44825).
-    from bulk.tallyfy.rows import RUNS
     from bulk.tallyfy.select_query import build_selection
     from bulk.tallyfy.select_scan import SelectOptions, select
+    from bulk.tallyfy.targets import RUNS
     from tests.apply.helpers import connection_to
 
     selection = build_selection(RUNS, owner=55663, sets=(
@@ -80,9 +80,9 @@ async def test_the_owner_reassignment_sample_is_what_select_writes(tmp_path: Pat
 
 async def test_the_leaver_handover_sample_is_what_select_writes(tmp_path: Path) -> None:
     # The README's command: Umar Novak's (55663) open tasks to Kemi Silva (44825).
-    from bulk.tallyfy.rows import TARGETS
     from bulk.tallyfy.select_query import build_selection
     from bulk.tallyfy.select_scan import SelectOptions, select
+    from bulk.tallyfy.targets import TARGETS
     from tests.apply.helpers import connection_to
 
     selection = build_selection(TARGETS["tasks"], assignee=55663, sets=(

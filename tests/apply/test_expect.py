@@ -13,7 +13,7 @@ from bulk.cli import main
 from bulk.engine.errors import InputError
 from bulk.engine.ledger import Ledger
 from bulk.ledger_views.status_export import export_jsonl, status_lines
-from bulk.tallyfy.rows import RUNS, TEMPLATES, check_columns
+from bulk.tallyfy.targets import RUNS, TEMPLATES, check_columns
 from tests.apply.helpers import (
     env_for,
     on_records,

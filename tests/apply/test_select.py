@@ -14,9 +14,9 @@ from bulk.engine.clock import SkipClock
 from bulk.engine.errors import AuthError, SelectFailed
 from bulk.engine.retry import RetryPolicy
 from bulk.sandbox import Sandbox
-from bulk.tallyfy.rows import RUNS, TEMPLATES
 from bulk.tallyfy.select_query import SelectError, build_selection
 from bulk.tallyfy.select_scan import SelectOptions, select
+from bulk.tallyfy.targets import RUNS, TEMPLATES
 from tests.apply.helpers import config, connection_to, env_for, on_records, run_job
 
 

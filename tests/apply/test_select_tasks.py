@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from bulk.tallyfy.rows import TARGETS
 from bulk.tallyfy.select_query import SelectError, build_selection
+from bulk.tallyfy.targets import TARGETS
 from tests.apply.helpers import run_job
 from tests.apply.test_select import read_csv, run_select
 

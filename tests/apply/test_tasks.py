@@ -226,7 +226,7 @@ def test_task_columns_are_checked_before_any_request(tmp_path):
     from bulk.commands.apply import options_from_settings
     from bulk.engine.errors import InputError
     from bulk.jobfile import load_job_file
-    from bulk.tallyfy.rows import TARGETS, check_columns
+    from bulk.tallyfy.targets import TARGETS, check_columns
 
     tasks, runs = TARGETS["tasks"], TARGETS["runs"]
     assert check_columns(tasks, ["run_id", "task_id", "add_guests", f"taskdata.{'a' * 32}",

@@ -9,7 +9,8 @@ import pytest
 
 from bulk.engine.errors import RowInvalid
 from bulk.engine.reader import MAX_JSON_DEPTH, RawRow
-from bulk.tallyfy.rows import RUNS, TEMPLATES, Change, Target, parse_row
+from bulk.tallyfy.rows import Change, parse_row
+from bulk.tallyfy.targets import RUNS, TEMPLATES, Target
 
 RUN = "0123456789abcdef0123456789abcdef"
 FIELD = "c" * 32

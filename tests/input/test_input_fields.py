@@ -9,16 +9,8 @@ import pytest
 
 from bulk.engine.errors import InputError, RowInvalid
 from bulk.engine.reader import InputFile, RawRow
-from bulk.tallyfy.rows import (
-    RUNS,
-    TARGETS,
-    TEMPLATES,
-    Change,
-    RowParser,
-    Target,
-    check_columns,
-    parse_row,
-)
+from bulk.tallyfy.rows import Change, RowParser, parse_row
+from bulk.tallyfy.targets import RUNS, TARGETS, TEMPLATES, Target, check_columns
 
 RUN = "0123456789abcdef0123456789abcdef"
 GROUP_A = "a" * 32
@@ -172,7 +164,7 @@ def test_other_id_column_is_used() -> None:
 
 def test_empty_cells_leave_fields_unchanged() -> None:
     change = csv_row(name="", owner_id="   ", starred="\t", summary="Kept")
-    assert change == Change(7, RUN, {"summary": "Kept"})
+    assert change == Change(row=7, record_id=RUN, set={"summary": "Kept"})
 
 
 def test_row_that_changes_nothing_is_invalid() -> None:
@@ -478,8 +470,8 @@ def test_file_to_changes(tmp_path: Path) -> None:
         except RowInvalid as exc:
             results.append(str(exc))
     assert results == [
-        Change(1, RUN, {"owner_id": 12}),
-        Change(2, RUN, {}, add_users=(3, 4)),
+        Change(row=1, record_id=RUN, set={"owner_id": 12}),
+        Change(row=2, record_id=RUN, set={}, add_users=(3, 4)),
         'owners.csv: row 3, column "owner_id": expected a user id (positive integer), got "bob"',
         "owners.csv: row 4 (line 5): 1 cell where the header has 3",
     ]
@@ -497,7 +489,7 @@ def test_jsonl_file_to_changes(tmp_path: Path) -> None:
     id_column = check_columns(RUNS, summary.columns, source.name)
     rows = list(source.rows())
     assert parse_row(RUNS, rows[0], id_column, source.name, summary.format) == Change(
-        1, RUN, {"starred": True, "users": [1, 2]}
+        row=1, record_id=RUN, set={"starred": True, "users": [1, 2]}
     )
     with pytest.raises(RowInvalid, match=r'row 2, column "starred": expected true or false'):
         parse_row(RUNS, rows[1], id_column, source.name, summary.format)
