@@ -24,6 +24,7 @@ from bulk.engine.clock import Clock, LoopClock
 from bulk.engine.errors import BadValue, ConfigError, HttpError, SelectFailed, TransportError
 from bulk.engine.http import Answer
 from bulk.engine.pacing import Pacer
+from bulk.engine.reader import format_of
 from bulk.engine.retry import RetryPolicy
 from bulk.tallyfy.apply_job import DEFAULT_BURST, DEFAULT_RATE, make_pacer
 from bulk.tallyfy.client import TallyfyClient
@@ -32,7 +33,6 @@ from bulk.tallyfy.select_query import SelectError, Selection, cell_text, current
 
 #: The list API's largest page (the server caps per_page at 100).
 PER_PAGE = 100
-_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 @dataclass
@@ -55,7 +55,7 @@ class SelectOptions:
     def output_format(self) -> str:
         if self.format is not None:
             return self.format
-        found = _EXTENSIONS.get(self.output.suffix.lower())
+        found = format_of(self.output)
         if found is None:
             raise ConfigError(
                 f"{self.output.name}: cannot tell the format from the extension "

@@ -60,6 +60,14 @@ class Target:
     path: str  # API path segment: "runs" | "checklists"
     id_columns: tuple[str, ...]
     fields: Mapping[str, FieldSpec]  # updatable fields, named exactly as the API names them
+    #: The id column `bulk select` and `bulk undo` write (one of `id_columns`).
+    id_column: str
+    #: The field that names a record to a person (`--name` filters on it).
+    name_field: str
+    #: What a select without --set or --columns writes as expect.* columns.
+    select_columns: tuple[str, ...]
+    #: Fields a read returns that no PUT changes: usable in `--where` and `{placeholders}`.
+    read_only: tuple[str, ...]
     required_on_put: tuple[str, ...] = ()
     #: The lists every PUT re-sends whole (an absent one is wiped), merged with the row.
     membership: tuple[str, ...] = ("users", "groups")
@@ -151,6 +159,11 @@ RUNS = Target(
     name="runs",
     path="runs",
     id_columns=("id", "run_id"),
+    id_column="run_id",
+    name_field="name",
+    select_columns=("name", "owner_id", "users", "groups"),
+    read_only=("id", "increment_id", "status", "checklist_id", "checklist_title", "started_by",
+               "created_at", "started_at", "last_updated", "completed_at", "archived_at"),
     fields=_fields(
         FieldSpec("name", TEXT, max_length=550, non_empty=True),
         FieldSpec("summary", TEXT),
@@ -172,6 +185,10 @@ TEMPLATES = Target(
     name="templates",
     path="checklists",
     id_columns=("id", "checklist_id", "template_id"),
+    id_column="checklist_id",
+    name_field="title",
+    select_columns=("title", "owner_id", "users", "groups"),
+    read_only=("id", "created_at", "last_updated", "archived_at"),
     fields=_fields(
         FieldSpec("title", TEXT, max_length=250, non_empty=True),
         FieldSpec("summary", TEXT),
@@ -199,6 +216,11 @@ TASKS = Target(
     path="tasks",
     list_path="runs",
     id_columns=("task_id",),
+    id_column="task_id",
+    name_field="title",
+    select_columns=("title", "users", "guests", "groups"),
+    read_only=("id", "run_id", "checklist_id", "status", "position", "is_oneoff_task",
+               "completed_at", "created_at", "last_updated"),
     fields=_fields(
         FieldSpec("title", TEXT, max_length=600, non_empty=True),
         FieldSpec("summary", TEXT),
