@@ -51,6 +51,19 @@ class TallyfyClient:
             breaker=breaker,
         )
 
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far."""
+        return self.http.requests
+
+    async def slot(self) -> None:
+        """Wait for a pacer slot now, for a write sent later with ``paced=False``."""
+        await self.http.slot()
+
+    async def cooled(self) -> None:
+        """Wait out a shared cooldown (a 429) without taking a new slot."""
+        await self.http.cooled()
+
     async def read(self, target: Target, record_id: str, *, attempt: int = 1) -> Answer:
         """GET one record; `data` of the answer is the record itself, seen flat
         (``Target.view``: a task's assignee lists at the top, like a run's)."""

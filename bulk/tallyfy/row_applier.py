@@ -186,9 +186,9 @@ class RowApplier:
                         _entry(base, IN_DOUBT, state, read.status, read.request_id)
                     )
             if holding_slot:
-                await self.client.http.cooled()  # a 429 meanwhile still holds everyone
+                await self.client.cooled()  # a 429 meanwhile still holds everyone
             else:
-                await self.client.http.slot()
+                await self.client.slot()
                 holding_slot = True
             # The body carries membership as read: after a long wait (a 429 cooldown can
             # be minutes) someone may have added a member that this PUT would remove.
