@@ -16,13 +16,12 @@ from bulk.engine.errors import ConfigError
 from bulk.engine.exit_codes import ExitCode
 from bulk.engine.job import Job, Summary
 from bulk.jobfile import load_job_file, merge
+from bulk.options import APPLY, settings_for
 from bulk.progress import TerminalProgress
 from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import connection_from_env
 
-OPTION_KEYS = ("format", "target", "ledger", "concurrency", "rate", "burst", "max_attempts",
-               "timeout", "retry_failed", "fresh", "dry_run", "outage_limit",
-               "max_failures", "include_completed")
+OPTION_KEYS = settings_for(APPLY)
 
 
 def options_from_settings(settings: Mapping[str, Any]) -> ApplyOptions:

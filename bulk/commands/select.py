@@ -11,12 +11,13 @@ from typing import Any, TextIO
 
 from bulk.engine.errors import AuthError, SelectFailed
 from bulk.engine.exit_codes import ExitCode
+from bulk.options import SELECT, settings_for
 from bulk.tallyfy.connection import connection_from_env
 from bulk.tallyfy.select_query import build_selection
 from bulk.tallyfy.select_scan import Progress, SelectOptions, select
 from bulk.tallyfy.targets import TARGETS
 
-SELECT_OPTION_KEYS = ("format", "limit", "rate", "burst", "max_attempts", "timeout")
+SELECT_OPTION_KEYS = settings_for(SELECT)
 
 
 def select_command(

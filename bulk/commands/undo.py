@@ -10,10 +10,10 @@ from typing import Any, TextIO
 
 from bulk.engine.errors import ConfigError
 from bulk.engine.exit_codes import ExitCode
+from bulk.options import UNDO, settings_for
 from bulk.tallyfy.connection import connection_from_env
 
-UNDO_APPLY_KEYS = ("concurrency", "rate", "burst", "max_attempts", "timeout", "retry_failed",
-                   "fresh", "dry_run", "ledger", "include_completed")
+UNDO_APPLY_KEYS = settings_for(UNDO)
 
 
 def default_undo_path(ledger: Path) -> Path:

@@ -15,18 +15,19 @@ from typing import Any
 
 import aiohttp
 
-from bulk.engine.breaker import DEFAULT_OUTAGE_LIMIT, Breaker
+from bulk.engine.breaker import Breaker
 from bulk.engine.clock import Clock
 from bulk.engine.http import open_session
 from bulk.engine.pacing import Pacer
 from bulk.engine.retry import RetryPolicy
+from bulk.options import default
 from bulk.tallyfy.client import TallyfyClient, api_headers
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.preflight import preflight
 from bulk.tallyfy.targets import Target
 
-DEFAULT_RATE = 10.0
-DEFAULT_BURST = 2
+DEFAULT_RATE: float = default("rate")
+DEFAULT_BURST: int = default("burst")
 
 
 @dataclass(kw_only=True)
@@ -35,9 +36,9 @@ class Pacing:
 
     rate: float | str = DEFAULT_RATE  # requests/s (a ceiling), or "auto"
     burst: int = DEFAULT_BURST
-    max_attempts: int = 5
-    timeout: float = 30.0
-    outage_limit: float = DEFAULT_OUTAGE_LIMIT  # seconds of continuous outage, then stop
+    max_attempts: int = default("max_attempts")
+    timeout: float = default("timeout")
+    outage_limit: float = default("outage_limit")  # seconds of continuous outage, then stop
     backoff: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property

@@ -23,6 +23,7 @@ from bulk.engine.ledger_file import check_before_run
 from bulk.engine.reader import InputFile, RawRow
 from bulk.engine.second_chance import SECOND_CHANCE_PAUSE
 from bulk.ledger_views.status_export import REPORT_COLUMNS
+from bulk.options import default, shown_keys
 from bulk.tallyfy.api import Pacing, open_api
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.row_applier import RowApplier
@@ -33,7 +34,7 @@ from bulk.tallyfy.targets import TARGETS, Target, check_columns
 #: 10 requests/s (600/min, the per-user figure older Tallyfy pages give) a worker waits
 #: on the network ~0.1-0.5 s per request, so 8 in flight keep the pacer busy up to
 #: 0.8 s of latency, while staying polite to a server whose quota we do not know.
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY: int = default("concurrency")
 
 
 @dataclass(kw_only=True)
@@ -41,7 +42,7 @@ class ApplyOptions(Pacing):
     """What `bulk apply` does; how fast and how patiently is its `Pacing`."""
 
     input: Path
-    target: str = "runs"
+    target: str = default("target")
     format: str | None = None
     ledger: Path | None = None
     concurrency: int = DEFAULT_CONCURRENCY
@@ -118,9 +119,7 @@ DRY_RUN = "dry-run"
 
 def _shown_options(options: ApplyOptions) -> dict[str, Any]:
     """The options of this run, as `bulk report` shows them (no secret is among them)."""
-    keys = ("format", "concurrency", "rate", "burst", "max_attempts", "timeout",
-            "retry_failed", "fresh", "dry_run", "include_completed")
-    return {key: getattr(options, key) for key in keys}
+    return {key: getattr(options, key) for key in shown_keys()}
 
 
 def _rehearsal_ledger(ledger: Ledger) -> bool:

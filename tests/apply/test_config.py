@@ -13,7 +13,8 @@ from bulk.cli import apply as apply_cmd
 from bulk.cli import main
 from bulk.engine.errors import ConfigError
 from bulk.engine.reader import FORMATS
-from bulk.jobfile import OPTION_SPECS, Bounds, load_job_file
+from bulk.jobfile import load_job_file
+from bulk.options import OPTION_SPECS, Bounds
 from bulk.tallyfy.connection import Connection, Secret, connection_from_env
 from bulk.tallyfy.targets import TARGETS
 from tests.apply.helpers import TOKEN, env_for, run_ids, write_csv
@@ -123,7 +124,7 @@ def test_the_choices_are_the_targets_and_formats_the_library_knows() -> None:
     assert OPTION_SPECS["format"].values == FORMATS
     by_name = {p.name: p for p in apply_cmd.params}
     assert tuple(by_name["target"].type.choices) == OPTION_SPECS["target"].values
-    assert tuple(by_name["input_format"].type.choices) == OPTION_SPECS["format"].values
+    assert tuple(by_name["format"].type.choices) == OPTION_SPECS["format"].values
 
 
 @pytest.mark.parametrize("flag", [["--rate", "nan"], ["--rate", "inf"], ["--timeout", "inf"],
