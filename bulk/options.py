@@ -8,7 +8,7 @@ options from `OPTIONS`, `bulk.jobfile` checks job files against it, the commands
 
 Kept light on purpose (no dataclasses, pathlib or Tallyfy layer): `bulk --help` builds its
 click types from it. The target and format names are spelt out here rather than imported
-from the library; tests/apply/test_config.py checks they equal `TARGETS` and `FORMATS`.
+from the library; tests/commands/test_config.py checks they equal `TARGETS` and `FORMATS`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bulk.cli import main
-from tests.apply.helpers import TOKEN, env_for, run_ids, write_csv, write_jsonl
+from tests.support.helpers import TOKEN, env_for, run_ids, write_csv, write_jsonl
 
 
 def invoke(args: list[str], env: dict[str, str]):

@@ -17,7 +17,7 @@ from bulk.jobfile import load_job_file
 from bulk.options import OPTION_SPECS, Bounds
 from bulk.tallyfy.connection import Connection, Secret, connection_from_env
 from bulk.tallyfy.targets import TARGETS
-from tests.apply.helpers import TOKEN, env_for, run_ids, write_csv
+from tests.support.helpers import TOKEN, env_for, run_ids, write_csv
 
 ENV = {"TALLYFY_ACCESS_TOKEN": TOKEN, "TALLYFY_ORG_ID": "b" * 32,
        # Nothing listens there: a request would fail, so the checks must come first.

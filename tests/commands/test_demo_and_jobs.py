@@ -12,7 +12,7 @@ from bulk.commands.apply import options_from_settings
 from bulk.demo import run_demo
 from bulk.jobfile import load_job_file
 from bulk.sandbox import Sandbox, SandboxConfig
-from tests.apply.helpers import run_job
+from tests.support.helpers import run_job
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = sorted((ROOT / "jobs").glob("*.toml"))
@@ -64,7 +64,7 @@ async def test_the_owner_reassignment_sample_is_what_select_writes(tmp_path: Pat
     from bulk.tallyfy.select_query import build_selection
     from bulk.tallyfy.select_scan import SelectOptions, select
     from bulk.tallyfy.targets import RUNS
-    from tests.apply.helpers import connection_to
+    from tests.support.helpers import connection_to
 
     selection = build_selection(RUNS, owner=55663, sets=(
         "owner_id=44825", "add_users=44825", "remove_users=55663"))
@@ -83,7 +83,7 @@ async def test_the_leaver_handover_sample_is_what_select_writes(tmp_path: Path) 
     from bulk.tallyfy.select_query import build_selection
     from bulk.tallyfy.select_scan import SelectOptions, select
     from bulk.tallyfy.targets import TARGETS
-    from tests.apply.helpers import connection_to
+    from tests.support.helpers import connection_to
 
     selection = build_selection(TARGETS["tasks"], assignee=55663, sets=(
         "add_users=44825", "remove_users=55663"))

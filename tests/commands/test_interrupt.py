@@ -11,7 +11,7 @@ import pytest
 from bulk.engine.ledger import Ledger
 from bulk.ledger_views.status_export import status_lines
 from bulk.sandbox import Sandbox
-from tests.apply.helpers import (
+from tests.support.helpers import (
     config,
     rename_csv,
     run_ids,

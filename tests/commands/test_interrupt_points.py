@@ -10,14 +10,14 @@ import sys
 import pytest
 
 from bulk.engine.ledger import Ledger
-from tests.apply.helpers import ROOT, env_for, rename_csv, run_ids, run_job
+from tests.support.helpers import ROOT, env_for, rename_csv, run_ids, run_job
 
 ROWS = 12
 
 
 async def bulk_interrupted_at(sandbox, point: str, *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.apply.interrupt_at", point, *args,
+        sys.executable, "-m", "tests.support.interrupt_at", point, *args,
         cwd=ROOT, env={**env_for(sandbox), "PATH": "/usr/bin:/bin"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )

@@ -26,7 +26,7 @@ from bulk.engine.errors import InputError, LedgerInUse
 from bulk.engine.job import RowContext
 from bulk.engine.ledger import IN_DOUBT, Entry, Ledger
 from bulk.sandbox import Sandbox
-from tests.apply.helpers import (
+from tests.support.helpers import (
     ROOT,
     config,
     env_for,

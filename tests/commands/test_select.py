@@ -17,7 +17,7 @@ from bulk.sandbox import Sandbox
 from bulk.tallyfy.select_query import SelectError, build_selection
 from bulk.tallyfy.select_scan import SelectOptions, select
 from bulk.tallyfy.targets import RUNS, TEMPLATES
-from tests.apply.helpers import config, connection_to, env_for, on_records, run_job
+from tests.support.helpers import config, connection_to, env_for, on_records, run_job
 
 
 async def run_select(sandbox, path: Path, target=RUNS, *, token=None, limit=None, **filters):
@@ -254,7 +254,7 @@ async def test_select_streams_20000_records_in_flat_memory(tmp_path):
     import tracemalloc
 
     from bulk.tallyfy.connection import Connection, Secret
-    from tests.apply.helpers import ROOT
+    from tests.support.helpers import ROOT
 
     # The sandbox serves from its own process, so only the select's own memory is traced
     # (and tracing does not slow the server down).

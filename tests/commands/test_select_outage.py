@@ -13,9 +13,9 @@ from bulk.sandbox import Sandbox
 from bulk.tallyfy.select_query import build_selection
 from bulk.tallyfy.select_scan import Progress, SelectOptions, select
 from bulk.tallyfy.targets import RUNS
-from tests.apply.helpers import config, connection_to
-from tests.apply.test_outage import DOWN, OutageClock
-from tests.apply.test_select import ids_of
+from tests.commands.test_select import ids_of
+from tests.support.helpers import config, connection_to
+from tests.tallyfy.test_outage import DOWN, OutageClock
 
 
 class DownAfterPage(Progress):

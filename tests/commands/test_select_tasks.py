@@ -9,8 +9,8 @@ import pytest
 
 from bulk.tallyfy.select_query import SelectError, build_selection
 from bulk.tallyfy.targets import TARGETS
-from tests.apply.helpers import run_job
-from tests.apply.test_select import read_csv, run_select
+from tests.commands.test_select import read_csv, run_select
+from tests.support.helpers import run_job
 
 TASKS = TARGETS["tasks"]
 

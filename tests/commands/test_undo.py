@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from bulk.cli import main
 from bulk.engine.errors import ConfigError
 from bulk.tallyfy.undo import write_undo
-from tests.apply.helpers import env_for, run_ids, run_job, template_ids, write_jsonl
+from tests.support.helpers import env_for, run_ids, run_job, template_ids, write_jsonl
 
 
 def snapshot(records: dict) -> dict:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bulk.tallyfy.undo import write_undo
-from tests.apply.helpers import run_job, write_jsonl
+from tests.support.helpers import run_job, write_jsonl
 
 
 def owners_of(tasks: dict) -> dict:
@@ -91,7 +91,7 @@ def test_undo_apply_leaves_a_task_completed_since_alone_unless_asked(threaded_sa
     from click.testing import CliRunner
 
     from bulk.cli import main
-    from tests.apply.helpers import env_for
+    from tests.support.helpers import env_for
 
     store = threaded_sandbox.store
     task = next(t for t in store.tasks.values() if t["run_id"] and t["status"] != "completed"

@@ -1,5 +1,5 @@
-"""Fixtures for report tests: the apply tests' real sandbox, and a ledger with every kind
-of outcome."""
+"""Fixtures for report tests: a ledger with every kind of outcome (the sandboxes come
+from tests/support/fixtures.py, as everywhere)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apply.conftest import sandbox, threaded_sandbox  # the same sandboxes
-from tests.reporting.helpers import rich_ledger
-
-__all__ = ["rich", "sandbox", "threaded_sandbox"]
+from tests.ledger_views.helpers import rich_ledger
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 from bulk.engine.clock import SkipClock
 from bulk.engine.ledger import Entry, Ledger
 from bulk.sandbox import Sandbox
-from tests.apply.helpers import config, run_ids, run_job, write_csv
+from tests.support.helpers import config, run_ids, run_job, write_csv
 
 MISSING = "0" * 31 + "1"  # well-formed, but no such run: a 404
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bulk.cli import main
-from tests.apply.helpers import env_for, run_ids, write_csv
+from tests.support.helpers import env_for, run_ids, write_csv
 
 
 def invoke(args: list[str], env: dict[str, str] | None = None):

@@ -11,9 +11,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bulk.cli import main
-from tests.apply.helpers import env_for, rename_csv, run_ids, write_csv
-from tests.reporting.helpers import MISSING
-from tests.reporting.htmlparse import Page
+from tests.ledger_views.helpers import MISSING
+from tests.ledger_views.htmlparse import Page
+from tests.support.helpers import env_for, rename_csv, run_ids, write_csv
 
 SECTIONS = {"job", "counts", "throughput", "errors", "changes"}
 

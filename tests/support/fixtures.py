@@ -1,4 +1,5 @@
-"""Fixtures for `bulk apply` tests: a real sandbox on loopback."""
+"""The sandbox fixtures every folder of tests uses: a real sandbox on loopback (in the
+test's loop, or in a thread of its own for tests that run `bulk` as a process)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from bulk.sandbox import Sandbox
-from tests.apply.helpers import ThreadedSandbox, config
+from tests.support.helpers import ThreadedSandbox, config
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """`bulk` with a real Ctrl-C (SIGINT to itself) at one chosen point, for tests.
 
-    python -m tests.apply.interrupt_at POINT [bulk arguments...]
+    python -m tests.support.interrupt_at POINT [bulk arguments...]
 
 The signal is raised inside the patched call, so it lands at exactly that moment of the
 run, every time: no race with a sleeping test.

@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.apply.front import Front, run_through
-from tests.apply.helpers import rename_csv, run_ids
+from tests.support.front import Front, run_through
+from tests.support.helpers import rename_csv, run_ids
 
 
 @pytest.fixture

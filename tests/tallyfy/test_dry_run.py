@@ -8,7 +8,7 @@ import pytest
 
 from bulk.engine.errors import ConfigError
 from bulk.engine.ledger import Ledger
-from tests.apply.helpers import rename_csv, run_ids, run_job
+from tests.support.helpers import rename_csv, run_ids, run_job
 
 
 async def test_a_dry_run_plans_every_row_and_writes_nothing(sandbox, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from bulk.engine.errors import InputError
 from bulk.engine.ledger import Ledger
 from bulk.ledger_views.status_export import export_jsonl, status_lines
 from bulk.tallyfy.targets import RUNS, TEMPLATES, check_columns
-from tests.apply.helpers import (
+from tests.support.helpers import (
     env_for,
     on_records,
     run_ids,

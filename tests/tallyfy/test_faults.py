@@ -8,7 +8,7 @@ import pytest
 
 from bulk.engine.clock import SkipClock
 from bulk.sandbox import Faults, Sandbox
-from tests.apply.helpers import config, rename_csv, run_ids, run_job
+from tests.support.helpers import config, rename_csv, run_ids, run_job
 
 
 def rename_all(sandbox, tmp_path: Path, n: int = 30) -> Path:

@@ -15,7 +15,7 @@ from bulk.engine.errors import InputError
 from bulk.engine.ledger import Entry
 from bulk.sandbox import Sandbox
 from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
-from tests.apply.helpers import (
+from tests.support.helpers import (
     ROOT,
     connection_to,
     on_records,

@@ -11,7 +11,7 @@ from bulk.engine.clock import SkipClock
 from bulk.engine.retry import RetryPolicy
 from bulk.sandbox import Faults, Sandbox
 from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
-from tests.apply.helpers import connection_to, rename_csv, run_ids, run_job
+from tests.support.helpers import connection_to, rename_csv, run_ids, run_job
 
 DOWN = Faults(error_rate=1.0)  # nothing gets through: every answer a proxy 5xx page
 

@@ -14,8 +14,8 @@ from bulk.engine.errors import ConfigError
 from bulk.sandbox import Faults
 from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import Connection, Secret
-from tests.apply.helpers import env_for, rename_csv, run_ids
-from tests.apply.test_cli import invoke
+from tests.commands.test_cli import invoke
+from tests.support.helpers import env_for, rename_csv, run_ids
 
 
 async def apply_with(connection: Connection, path: Path):

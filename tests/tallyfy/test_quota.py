@@ -10,7 +10,7 @@ import pytest
 from bulk.engine.clock import SkipClock
 from bulk.sandbox import Sandbox
 from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
-from tests.apply.helpers import config, connection_to, rename_csv, run_ids, run_job
+from tests.support.helpers import config, connection_to, rename_csv, run_ids, run_job
 
 
 async def test_rows_refused_for_the_quota_do_not_spend_their_attempts(tmp_path: Path) -> None:
@@ -59,8 +59,8 @@ async def test_a_job_through_the_sandbox_converges_to_its_hidden_quota(tmp_path,
 
 
 def test_rate_auto_on_the_command_line_and_in_a_job_file(threaded_sandbox, tmp_path):
-    from tests.apply.helpers import env_for
-    from tests.apply.test_cli import invoke
+    from tests.commands.test_cli import invoke
+    from tests.support.helpers import env_for
 
     path = rename_csv(tmp_path / "r.csv", run_ids(threaded_sandbox, 3), "Auto")
     env = env_for(threaded_sandbox)

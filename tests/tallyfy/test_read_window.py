@@ -15,8 +15,8 @@ from aiohttp import web
 
 from bulk.engine.clock import SkipClock
 from bulk.sandbox import Sandbox
-from tests.apply.front import Front, run_through
-from tests.apply.helpers import config, on_records, run_ids, run_job, write_csv
+from tests.support.front import Front, run_through
+from tests.support.helpers import config, on_records, run_ids, run_job, write_csv
 
 #: bulk.tallyfy.row_applier.MAX_READ_AGE, written out so this test also runs on code without it.
 MAX_READ_AGE = 2.0

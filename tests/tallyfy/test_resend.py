@@ -17,8 +17,8 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from bulk.cli import main
-from tests.apply.front import Front, run_through
-from tests.apply.helpers import env_for, rename_csv, run_ids
+from tests.support.front import Front, run_through
+from tests.support.helpers import env_for, rename_csv, run_ids
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from bulk.engine.errors import LedgerMismatch
 from bulk.engine.ledger import Entry, Ledger
 from bulk.sandbox import Faults, Sandbox
-from tests.apply.helpers import (
+from tests.support.helpers import (
     config,
     rename_csv,
     run_ids,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bulk.engine.errors import InputError
-from tests.apply.helpers import rename_csv, run_ids, run_job, template_ids, write_csv, write_jsonl
+from tests.support.helpers import rename_csv, run_ids, run_job, template_ids, write_csv, write_jsonl
 
 
 async def test_rename_keeps_every_member_of_every_run(sandbox, tmp_path: Path) -> None:

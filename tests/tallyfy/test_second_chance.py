@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bulk.engine.clock import SkipClock
 from bulk.sandbox import Faults
-from tests.apply.helpers import run_ids, run_job, write_csv
+from tests.support.helpers import run_ids, run_job, write_csv
 
 
 def down_after_preflight(sandbox):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.apply.helpers import run_ids, run_job, write_csv
-from tests.apply.test_cli import invoke
+from tests.commands.test_cli import invoke
+from tests.support.helpers import run_ids, run_job, write_csv
 
 
 def owner_csv(path: Path, ids: list[str], owner: int) -> Path:
@@ -65,7 +65,7 @@ async def test_max_failures_stops_the_job(sandbox, tmp_path):
 
 
 def test_the_command_exits_3_and_says_why_once(threaded_sandbox, tmp_path):
-    from tests.apply.helpers import env_for
+    from tests.support.helpers import env_for
 
     path = owner_csv(tmp_path / "o.csv", run_ids(threaded_sandbox, 30), 999_999)
     result = invoke(["apply", "--input", str(path), "--rate", "1000", "-q"],

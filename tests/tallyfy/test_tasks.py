@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.apply.helpers import run_job, write_csv, write_jsonl
+from tests.support.helpers import run_job, write_csv, write_jsonl
 
 
 def _leaver(store):
@@ -196,7 +196,7 @@ def test_cli_select_then_apply_tasks(threaded_sandbox, tmp_path):
     from click.testing import CliRunner
 
     from bulk.cli import main
-    from tests.apply.helpers import env_for
+    from tests.support.helpers import env_for
 
     store = threaded_sandbox.store
     leaver, heir = _leaver(store)
