@@ -11,20 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bulk.engine.clock import SkipClock
-from bulk.engine.job import Summary
-from bulk.engine.ledger import Entry
-from bulk.engine.retry import RetryPolicy
 from bulk.sandbox import Sandbox
-from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
-from bulk.tallyfy.connection import Connection, Secret
 
 FORWARDED = ("Authorization", "Accept", "X-Tallyfy-Client", "Content-Type")
 
@@ -107,21 +99,3 @@ class Front:
                       for name in ("Content-Type", "X-Request-Id", "Retry-After")
                       if name in response.headers}
             return response.status, data, passed
-
-
-async def run_through(
-    front: Front, input_path: Path, *, on_job: Any = None, **options: Any
-) -> tuple[Summary, list[Entry]]:
-    """A job against `front` (and so the sandbox behind it); waits are skipped, not slept."""
-    settings: dict[str, Any] = {"rate": 10_000.0, "burst": 100, "concurrency": 1,
-                                "backoff": RetryPolicy(base=0.01, cap=0.05)}
-    settings.update(options)
-    sandbox = front.sandbox
-    connection = Connection(front.base_url, sandbox.org_id, Secret(sandbox.token))
-    prepared = prepare(ApplyOptions(input=input_path, **settings), connection)
-    try:
-        summary = await execute(prepared, clock=SkipClock(), on_job=on_job)
-        entries = list(prepared.ledger.entries())
-    finally:
-        prepared.ledger.close()
-    return summary, entries

@@ -60,15 +60,26 @@ async def run_job(
     clock: SkipClock | None = None,
     token: str | None = None,
     on_job: Any = None,
+    observer: Any = None,
+    via: Any = None,
     **options: Any,
 ) -> tuple[Summary, list[Entry]]:
-    """Prepare and execute a job in this event loop; waits are skipped, not slept."""
-    settings: dict[str, Any] = {"rate": 10_000.0, "burst": 100, "concurrency": 8}
+    """Prepare and execute a job in this event loop; waits are skipped, not slept.
+
+    `via`: a `Front` (tests/support/front.py) to send through instead of straight to the
+    sandbox; one worker by default then, since those tests read the order of requests.
+    """
+    settings: dict[str, Any] = {"rate": 10_000.0, "burst": 100,
+                                "concurrency": 8 if via is None else 1}
     settings.update(options)
     settings.setdefault("backoff", RetryPolicy(base=0.01, cap=0.05))
-    prepared = prepare(ApplyOptions(input=input_path, **settings), connection_to(sandbox, token))
+    connection = connection_to(sandbox, token)
+    if via is not None:
+        connection = Connection(via.base_url, connection.org_id, connection.token)
+    prepared = prepare(ApplyOptions(input=input_path, **settings), connection)
     try:
-        summary = await execute(prepared, clock=clock or SkipClock(), on_job=on_job)
+        summary = await execute(prepared, clock=clock or SkipClock(), on_job=on_job,
+                                observer=observer)
         entries = list(prepared.ledger.entries())
     finally:
         prepared.ledger.close()

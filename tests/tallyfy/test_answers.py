@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.support.front import Front, run_through
-from tests.support.helpers import rename_csv, run_ids
+from tests.support.front import Front
+from tests.support.helpers import rename_csv, run_ids, run_job
 
 
 @pytest.fixture
@@ -68,8 +68,8 @@ async def test_a_put_answered_without_the_record_ends_in_doubt(front, tmp_path, 
     old_name = sandbox.store.runs[rid]["name"]
     front.hooks["PUT"] = _answer(ODD_ANSWERS[odd])  # answered here, never applied
 
-    summary, entries = await run_through(front, rename_csv(tmp_path / "r.csv", [rid], "New"),
-                                         max_attempts=3)
+    summary, entries = await run_job(front.sandbox, rename_csv(tmp_path / "r.csv", [rid], "New"),
+                                         max_attempts=3, via=front)
 
     [entry] = entries
     assert entry.status == "in_doubt", entry.error
@@ -87,8 +87,8 @@ async def test_a_read_answered_without_the_record_fails_and_sends_nothing(front,
     rid = run_ids(sandbox, 1)[0]
     front.hooks["GET"] = _answer(ODD_ANSWERS[odd])
 
-    summary, entries = await run_through(front, rename_csv(tmp_path / "r.csv", [rid], "New"),
-                                         max_attempts=2)
+    summary, entries = await run_job(front.sandbox, rename_csv(tmp_path / "r.csv", [rid], "New"),
+                                         max_attempts=2, via=front)
 
     [entry] = entries
     assert entry.status == "failed"
@@ -110,8 +110,8 @@ async def test_a_read_without_the_membership_lists_is_retried_then_fails(front, 
 
     front.hooks["GET"] = _answer(without_users)
 
-    _summary, entries = await run_through(front, rename_csv(tmp_path / "r.csv", [rid], "New"),
-                                          max_attempts=2)
+    _summary, entries = await run_job(front.sandbox, rename_csv(tmp_path / "r.csv", [rid], "New"),
+                                          max_attempts=2, via=front)
 
     assert entries[0].status == "failed"
     assert "the record lacks users" in entries[0].error
@@ -132,7 +132,8 @@ async def test_a_write_that_landed_but_was_answered_without_the_record_is_read_b
 
     front.hooks["PUT"] = applied_then_empty
 
-    summary, entries = await run_through(front, rename_csv(tmp_path / "r.csv", [rid], "New"))
+    summary, entries = await run_job(front.sandbox, rename_csv(tmp_path / "r.csv", [rid], "New"),
+                                     via=front)
 
     assert entries[0].status == "ok", entries[0].error
     assert entries[0].before == {"name": old_name}
@@ -181,7 +182,8 @@ async def test_puts_redirected_to_another_origin_fail_and_the_body_goes_nowhere(
 
     front.hooks["PUT"] = redirect
 
-    summary, entries = await run_through(front, rename_csv(tmp_path / "r.csv", ids, "Moved"))
+    summary, entries = await run_job(front.sandbox, rename_csv(tmp_path / "r.csv", ids, "Moved"),
+                                     via=front)
 
     # Before: "ok 3", exit 0, while nothing was written anywhere.
     assert [e.status for e in entries] == ["failed"] * 3
@@ -215,8 +217,8 @@ async def test_the_in_doubt_mark_committed_before_the_put_holds_the_before_value
 
     front.hooks["PUT"] = look_at_the_ledger
 
-    _summary, entries = await run_through(front, rename_csv(tmp_path / "r.csv", [rid], "New"),
-                                          ledger=ledger)
+    _summary, entries = await run_job(front.sandbox, rename_csv(tmp_path / "r.csv", [rid], "New"),
+                                          ledger=ledger, via=front)
 
     assert entries[0].status == "ok"
     [[(status, before, after)]] = marks

@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bulk.engine.clock import SkipClock
-from bulk.engine.retry import RetryPolicy
 from bulk.sandbox import Faults, Sandbox
-from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
-from tests.support.helpers import connection_to, rename_csv, run_ids, run_job
+from tests.support.helpers import rename_csv, run_ids, run_job
 
 DOWN = Faults(error_rate=1.0)  # nothing gets through: every answer a proxy 5xx page
 
@@ -61,15 +59,8 @@ class DownAfter:
 async def run_with_outage(sandbox, path: Path, *, seconds: float | None, **options: Any):
     clock = OutageClock(sandbox)
     observer = DownAfter(sandbox, clock, rows=10, seconds=seconds)
-    settings: dict[str, Any] = {"rate": 10_000.0, "burst": 100, "concurrency": 8,
-                                "backoff": RetryPolicy(base=0.01, cap=0.05), "max_attempts": 3}
-    settings.update(options)
-    prepared = prepare(ApplyOptions(input=path, **settings), connection_to(sandbox))
-    try:
-        summary = await execute(prepared, clock=clock, observer=observer)
-        entries = list(prepared.ledger.entries())
-    finally:
-        prepared.ledger.close()
+    settings: dict[str, Any] = {"max_attempts": 3, **options}
+    summary, entries = await run_job(sandbox, path, clock=clock, observer=observer, **settings)
     return summary, entries, observer
 
 

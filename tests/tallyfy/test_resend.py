@@ -17,8 +17,8 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from bulk.cli import main
-from tests.support.front import Front, run_through
-from tests.support.helpers import env_for, rename_csv, run_ids
+from tests.support.front import Front
+from tests.support.helpers import env_for, rename_csv, run_ids, run_job
 
 
 @pytest.fixture
@@ -43,8 +43,8 @@ async def test_a_put_dropped_on_a_kept_alive_connection_is_never_resent_unread(f
 
     front.hooks["PUT"] = drop_the_first_put
 
-    summary, entries = await run_through(front, rename_csv(tmp_path / "r.csv", [rid], "Once"),
-                                         concurrency=1)
+    summary, entries = await run_job(front.sandbox, rename_csv(tmp_path / "r.csv", [rid], "Once"),
+                                         concurrency=1, via=front)
 
     # The dropped PUT came on the connection the GET before it had used (kept alive).
     first_get, first_put = [seen for seen in front.seen if seen.on_record][:2]
