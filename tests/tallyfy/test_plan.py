@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bulk.engine.errors import PlanError
+from bulk.tallyfy.client import record_check
 from bulk.tallyfy.compare import same_value
 from bulk.tallyfy.expect import find_conflict
 from bulk.tallyfy.plan import LeftAlone, NobodyLeft, Plan, plan_update, unapplied
@@ -191,3 +192,23 @@ def test_find_conflict(record, expect, says):
 ])
 def test_same_value(field, a, b, same):
     assert same_value(field, a, b) is same
+
+
+# -- record_check: is a 2xx answer the record asked for? --------------------------------------
+
+CHECKS = [
+    ("the record", {"data": {"id": RID, "users": [], "groups": []}}, None),
+    ("flat, id in capitals", {"id": RID.upper(), "users": [], "groups": []}, None),
+    ("empty body", None, "an empty body"),
+    ("HTML", "<html>", "not JSON"),
+    ("empty data", {"data": {}}, "no record"),
+    ("another record", {"data": {"id": "c" * 32, "users": [], "groups": []}}, "another record"),
+    ("no id", {"data": {"users": [], "groups": []}}, "without an id"),
+    ("groups missing", {"data": {"id": RID, "users": []}}, "lacks groups"),
+]
+
+
+@pytest.mark.parametrize(("data", "reason"), [c[1:] for c in CHECKS], ids=[c[0] for c in CHECKS])
+def test_record_check(data, reason):
+    found = record_check(RID, ("users", "groups"))(data)
+    assert found is None if reason is None else reason in found
