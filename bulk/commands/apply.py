@@ -14,7 +14,8 @@ from typing import Any, TextIO
 
 from bulk.engine.errors import ConfigError
 from bulk.engine.exit_codes import ExitCode
-from bulk.engine.job import Job, Summary
+from bulk.engine.job import Job
+from bulk.engine.summary import Summary
 from bulk.jobfile import load_job_file, merge
 from bulk.options import APPLY, settings_for
 from bulk.progress import TerminalProgress

@@ -14,7 +14,7 @@ from bulk.engine.errors import (
     InputError,
 )
 from bulk.engine.http import require_resend_switch
-from bulk.engine.job import Job, Observer, Summary
+from bulk.engine.job import Job, Observer
 from bulk.engine.ledger import (
     Ledger,
     now_iso,
@@ -22,6 +22,7 @@ from bulk.engine.ledger import (
 from bulk.engine.ledger_file import check_before_run
 from bulk.engine.reader import InputFile, RawRow
 from bulk.engine.second_chance import SECOND_CHANCE_PAUSE
+from bulk.engine.summary import Summary
 from bulk.ledger_views.status_export import REPORT_COLUMNS
 from bulk.options import default, shown_keys
 from bulk.tallyfy.api import Pacing, open_api

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from bulk.engine.clock import SkipClock
-from bulk.engine.job import Summary
 from bulk.engine.ledger import Entry
 from bulk.engine.retry import RetryPolicy
+from bulk.engine.summary import Summary
 from bulk.sandbox import JournalEntry, Sandbox, SandboxConfig
 from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import Connection, Secret

@@ -16,10 +16,11 @@ from typing import Any
 import aiohttp
 
 from bulk.cli import main
-from bulk.engine.job import Job, Summary
+from bulk.engine.job import Job
 from bulk.engine.ledger import Ledger
 from bulk.engine.pacing import Pacer
 from bulk.engine.reader import InputFile
+from bulk.engine.summary import Summary
 
 
 def _ctrl_c() -> None:
