@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bulk.engine.clock import SkipClock
 from bulk.sandbox import Sandbox
-from tests.support.front import Front, run_through
+from tests.support.front import Front
 from tests.support.helpers import config, on_records, run_ids, run_job, write_csv
 
 #: bulk.tallyfy.row_applier.MAX_READ_AGE, written out so this test also runs on code without it.
@@ -170,8 +170,8 @@ async def test_a_429_on_the_re_read_is_waited_out_and_costs_no_attempt(sandbox, 
     async with Front(sandbox) as front:
         front.hooks["GET"] = on_get
         path = write_csv(tmp_path / "r.csv", ["id", "name"], [[rid, "After a 429"]])
-        summary, entries = await run_through(
-            front, path, max_attempts=1,
+        summary, entries = await run_job(
+            front.sandbox, path, max_attempts=1, via=front,
             on_job=lambda job: pacer.append(job._handler.client.http._pacer))
 
         assert front.methods == ["GET", "GET", "GET", "PUT"]
