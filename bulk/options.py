@@ -171,9 +171,11 @@ OPTIONS: tuple[Option, ...] = (
            settings=(APPLY, SELECT, UNDO), shown=True),
     # Seconds of continuous outage before the job stops: up to a day.
     Option("outage_limit", "Seconds the API may stay unreachable before the job stops "
-           "(default 600; {span}).", commands={APPLY: None},
+           "(default 600; {span}).",
+           commands={APPLY: None, SELECT: "Seconds the API may stay unreachable before select "
+                     "stops, writing nothing (default 600; {span})."},
            spec=Bounds(whole=False, low=1, high=86_400), default=600.0,
-           job_file=(int, float), settings=(APPLY,)),
+           job_file=(int, float), settings=(APPLY, SELECT)),
     Option("max_failures", "Stop once this many rows have failed (default: no limit).",
            commands={APPLY: None}, spec=Bounds(whole=True, low=1, high=10**12),
            job_file=int, settings=(APPLY,)),

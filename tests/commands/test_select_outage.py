@@ -84,3 +84,16 @@ async def test_select_stops_after_the_outage_limit_and_writes_nothing(sandbox, t
     assert "resume" not in message
     assert path.read_text() == "the previous file\n"
     assert [p.name for p in tmp_path.iterdir()] == ["all.csv"]
+
+
+def test_select_takes_the_outage_limit_from_the_option_table(tmp_path):
+    from click.testing import CliRunner
+
+    from bulk.cli import main
+
+    result = CliRunner().invoke(main, ["select", "runs", "-o", str(tmp_path / "x.csv"),
+                                       "--outage-limit", "0"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--outage-limit'" in result.output
+    assert "1 to 86400" in result.output
+    assert list(tmp_path.iterdir()) == []
