@@ -13,7 +13,8 @@ import click
 
 from bulk import __version__
 from bulk.engine.errors import ConfigError, InputError
-from bulk.options import OPTION_SPECS, Bounds, Choices
+from bulk.engine.exit_codes import ExitCode
+from bulk.options import APPLY, SELECT, UNDO, Bounds, Choices, Option, flags_of
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,10 +22,6 @@ if TYPE_CHECKING:
 # Start-up: `bulk --help`, `bulk status` and `bulk export` must not pay for what they do
 # not use (aiohttp and the sandbox server alone took 0.2 s), so each command imports its
 # library inside its body, and `sandbox` is loaded only when it is the command run.
-
-#: Exit codes (documented in the README and in `bulk apply --help`).
-EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
 
 class _File(click.Path):
     """A file path argument, given to the command as a pathlib.Path; pathlib is imported
@@ -41,7 +38,7 @@ class _File(click.Path):
         return Path(super().convert(value, param, ctx))
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> None:
+def _fail(message: str, code: int = ExitCode.USAGE) -> None:
     click.echo(f"bulk: {message}", err=True)
     sys.exit(code)
 
@@ -54,7 +51,7 @@ def _exit_with(call: Any, interrupted: str) -> None:
     except (ConfigError, InputError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail(interrupted, EXIT_INTERRUPTED)
+        _fail(interrupted, ExitCode.INTERRUPTED)
     sys.exit(code)
 
 
@@ -148,46 +145,29 @@ class _UserOrEmail(click.ParamType):
                   param, ctx)
 
 
-def _spec_type(key: str) -> click.ParamType:
-    """The click type of an option, from the table job files are checked against."""
-    spec = OPTION_SPECS[key]
-    if isinstance(spec, Choices):
-        return click.Choice(spec.values)
-    return _Checked(spec)
+def _click_option(option: Option, command: str) -> Any:
+    """One row of the option table as a click option of `command`."""
+    names = [option.flag, *([option.short] if option.short else []), option.key]
+    settings: dict[str, Any] = {"help": option.help_for(command)}
+    if option.switch:
+        settings.update(is_flag=True, default=None)
+    elif option.path is not None:
+        settings["type"] = _File(dir_okay=option.path == "any")
+    elif isinstance(option.spec, Choices):
+        settings["type"] = click.Choice(option.spec.values)
+    elif isinstance(option.spec, Bounds):
+        settings["type"] = _Checked(option.spec)
+    return click.option(*names, **settings)
 
 
-def _span(key: str) -> str:
-    spec = OPTION_SPECS[key]
-    return spec.span if isinstance(spec, Bounds) else "|".join(spec.values)
+def _table_options(command: str) -> Any:
+    """The command's settings, from the one option table (bulk/options.py), in its order."""
+    options = [_click_option(option, command) for option in flags_of(command)]
 
-
-def _api_options(*, workers: bool, per: str) -> Any:
-    """--org, --base-url and the pacing options, written once for apply, select and undo
-    (their ranges come from the same table job files are checked against)."""
-    options = [
-        click.option("--org", help="Organization id (default: $TALLYFY_ORG_ID)."),
-        click.option("--base-url",
-                     help="API base URL (default: $TALLYFY_BASE_URL or production)."),
-    ]
-    if workers:
-        options.append(click.option("--concurrency", type=_spec_type("concurrency"),
-                                    help=f"Workers (default 8; {_span('concurrency')})."))
-    options += [
-        click.option("--rate", type=_spec_type("rate"),
-                     help="Most requests per second, or 'auto' to find the quota "
-                          f"(default 10; {_span('rate')})."),
-        click.option("--burst", type=_spec_type("burst"),
-                     help=f"Requests allowed at once (default 2; {_span('burst')})."),
-        click.option("--max-attempts", type=_spec_type("max_attempts"),
-                     help=f"Tries per {per} (default 5; {_span('max_attempts')})."),
-        click.option("--timeout", type=_spec_type("timeout"),
-                     help=f"Seconds per request (default 30; {_span('timeout')})."),
-    ]
-
-    def decorate(command: Any) -> Any:
+    def decorate(function: Any) -> Any:
         for option in reversed(options):
-            command = option(command)
-        return command
+            function = option(function)
+        return function
 
     return decorate
 
@@ -206,34 +186,8 @@ def main() -> None:
 
 @main.command()
 @click.argument("job_file", required=False, type=_File())
-@click.option("--input", "input_path", type=_File(),
-              help="CSV or JSONL file, one row per record to change.")
-@click.option("--format", "input_format", type=_spec_type("format"),
-              help="Input format (default: from the file extension).")
-@click.option("--target", type=_spec_type("target"),
-              help="What the rows name: runs (processes), templates (checklists) or tasks.")
-@click.option("--ledger", type=_File(dir_okay=True),
-              help="Result ledger (default: <input>.ledger.db).")
-@_api_options(workers=True, per="row")
-@click.option("--outage-limit", type=_spec_type("outage_limit"),
-              help="Seconds the API may stay unreachable before the job stops "
-                   f"(default 600; {_span('outage_limit')}).")
-@click.option("--max-failures", type=_spec_type("max_failures"),
-              help="Stop once this many rows have failed (default: no limit).")
-@click.option("--retry-failed", is_flag=True, default=None, help="On resume, retry failed rows.")
-@click.option("--fresh", is_flag=True, default=None,
-              help="Start the ledger over (needed when the input, target or org changed).")
-@click.option("--dry-run", is_flag=True, default=None,
-              help="Read and plan every row, write nothing; the plan goes to its own ledger "
-                   "(<input>.dry-run.ledger.db) for `bulk export`.")
-@click.option("--include-completed", is_flag=True, default=None,
-              help="Tasks: change completed ones too (left alone by default: it rewrites "
-                   "history).")
-@click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar.")
-@click.option("--yes", "-y", is_flag=True, default=None,
-              help="Do not ask before writing (only a terminal is asked; scripts never are).")
-def apply(job_file: Path | None, input_path: Path | None, input_format: str | None,
-          **flags: Any) -> None:
+@_table_options(APPLY)
+def apply(job_file: Path | None, **flags: Any) -> None:
     """Apply the changes of every row, safely, with a resumable ledger.
 
     Each row names one run, template or task and the fields to change. The record is read,
@@ -257,7 +211,6 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
     """
     from bulk.commands.apply import apply_command
 
-    flags.update(input=input_path, format=input_format)
     _exit_with(lambda: apply_command(job_file, flags),
                "interrupted before the first row; nothing was sent")
 
@@ -266,8 +219,6 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
 @click.argument("target", type=click.Choice(["runs", "templates", "tasks"]))
 @click.option("--output", "-o", required=True, type=_File(),
               help="File to write (.csv or .jsonl), whole or not at all.")
-@click.option("--format", type=click.Choice(["csv", "jsonl"]),
-              help="Output format (default: from the extension).")
 @click.option("--owner", type=_UserOrEmail(),
               help="Only records this user owns (a user id or a member's email).")
 @click.option("--member", type=_UserOrEmail(), help="Only records with this member (id or email).")
@@ -281,14 +232,12 @@ def apply(job_file: Path | None, input_path: Path | None, input_format: str | No
 @click.option("--name", help="Name or title contains this text (any case).")
 @click.option("--where", multiple=True, metavar="FIELD=VALUE",
               help="Exact match on a field of the record (repeatable; empty VALUE: empty).")
-@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many records.")
 @click.option("--set", "set_", multiple=True, metavar="FIELD=VALUE",
               help="Write a ready apply input: FIELD set to VALUE ({field} uses the record's), "
                    "with expect.FIELD holding the current value (repeatable).")
 @click.option("--columns", metavar="F1,F2", help="Fields written as expect.* columns "
               "(default without --set: the main fields).")
-@_api_options(workers=False, per="request")
-@click.option("--quiet", "-q", is_flag=True, default=None, help="No progress line.")
+@_table_options(SELECT)
 def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
     """Find runs, templates or tasks by filters and write them as a `bulk apply` input.
 
@@ -313,27 +262,15 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
 
 
 @main.command()
-@click.argument("ledger", type=_File())
+@click.argument("job_ledger", metavar="LEDGER", type=_File())
 @click.option("--output", "-o", type=_File(),
               help="The undo input to write (.jsonl, or .csv when every value fits a cell).")
-@click.option("--format", type=click.Choice(["csv", "jsonl"]),
-              help="Output format (default: from the extension).")
 @click.option("--status", multiple=True, type=click.Choice(["ok", "in_doubt"]),
               help="Ledger rows to undo (default ok; repeatable).")
 @click.option("--apply", "apply_now", is_flag=True,
               help="Run the undo at once (like bulk apply, with its own ledger).")
-@click.option("--ledger", "undo_ledger", type=_File(),
-              help="With --apply: the undo's ledger (default: <undo file>.ledger.db).")
-@_api_options(workers=True, per="row")
-@click.option("--retry-failed", is_flag=True, default=None, help="On resume, retry failed rows.")
-@click.option("--fresh", is_flag=True, default=None, help="Start the undo's ledger over.")
-@click.option("--dry-run", is_flag=True, default=None, help="With --apply: plan, write nothing.")
-@click.option("--include-completed", is_flag=True, default=None,
-              help="With --apply, tasks: put back completed ones too.")
-@click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bar.")
-@click.option("--yes", "-y", is_flag=True, default=None,
-              help="With --apply: do not ask before writing (only a terminal is asked).")
-def undo(ledger: Path, apply_now: bool, undo_ledger: Path | None, **flags: Any) -> None:
+@_table_options(UNDO)
+def undo(job_ledger: Path, apply_now: bool, **flags: Any) -> None:
     """Write an input that puts back every record a job changed (and run it, with --apply).
 
     Each field goes back to its before-value, guarded by expect.* = the value the job wrote,
@@ -351,8 +288,8 @@ def undo(ledger: Path, apply_now: bool, undo_ledger: Path | None, **flags: Any) 
     """
     from bulk.commands.undo import undo_command
 
-    flags.update(apply=apply_now, ledger=undo_ledger)
-    _exit_with(lambda: undo_command(ledger, flags),
+    flags.update(apply=apply_now)
+    _exit_with(lambda: undo_command(job_ledger, flags),
                "interrupted before the first row; nothing was sent")
 
 

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from bulk.commands.apply import options_from_settings
 from bulk.engine.errors import ConfigError
+from bulk.engine.exit_codes import ExitCode
 from bulk.jobfile import load_job_file
 from bulk.ledger_views.status_export import export_jsonl, status_lines
 from bulk.progress import TerminalProgress
@@ -109,7 +110,8 @@ async def _undo(options: Any, connection: Connection, sandbox: Sandbox,
     same = sum(now[rid] == state for rid, state in first_state.items())
     say(f"sandbox back to its first state: {same} of {len(first_state)} records exactly as "
         "before the job (every field, members and groups as sets; last_updated aside)")
-    return summary.exit_code or (0 if same == len(first_state) else 1)
+    return summary.exit_code or (ExitCode.OK if same == len(first_state)
+                                 else ExitCode.ROWS_FAILED)
 
 
 def _state(sandbox: Sandbox, tasks: bool) -> dict[str, Any]:

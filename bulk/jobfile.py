@@ -4,9 +4,9 @@ Relative paths in a job file are read from the job file's own folder, so a job r
 same whatever the current directory. Unknown keys are refused, for the same reason the
 tool refuses unknown columns: a misspelt setting must not be silently ignored.
 
-`OPTION_SPECS` (bulk/options.py) is the one table of what each option accepts: `bulk
-apply`'s flags are built from it and job-file values are checked against it, so the two
-can never disagree.
+`OPTIONS` (bulk/options.py) is the one table of the keys, their types and what each
+accepts: `bulk apply`'s flags are built from it and job-file values are checked against
+it, so the two can never disagree.
 """
 
 from __future__ import annotations
@@ -16,31 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from bulk.engine.errors import ConfigError
-from bulk.options import OPTION_SPECS, Bounds
+from bulk.options import OPTION_SPECS, OPTIONS, Bounds
 
 #: key -> type; keys use the flags' names with `_` or `-`.
 KEYS: dict[str, type | tuple[type, ...]] = {
-    "input": str,
-    "format": str,
-    "target": str,
-    "ledger": str,
-    "org": str,
-    "base_url": str,
-    "concurrency": int,
-    "rate": (int, float, str),  # a number, or "auto"
-    "burst": int,
-    "max_attempts": int,
-    "timeout": (int, float),
-    "outage_limit": (int, float),
-    "max_failures": int,
-    "retry_failed": bool,
-    "fresh": bool,
-    "dry_run": bool,
-    "include_completed": bool,
-    "quiet": bool,
-    "description": str,
+    option.key: option.job_file for option in OPTIONS if option.job_file is not None
 }
-PATH_KEYS = ("input", "ledger")
+PATH_KEYS = tuple(option.key for option in OPTIONS if option.job_file and option.path)
 
 
 def load_job_file(path: Path) -> dict[str, Any]:

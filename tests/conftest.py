@@ -8,6 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.fixtures import sandbox, threaded_sandbox
+
+__all__ = ["sandbox", "threaded_sandbox"]  # for every folder of tests
+
 
 @pytest.fixture(autouse=True)
 def _own_the_loop_of_sync_tests(request: pytest.FixtureRequest) -> Iterator[None]:

@@ -20,10 +20,10 @@ def test_every_patch_still_applies_to_the_code_it_names() -> None:
 
 def test_a_moved_patch_is_named_as_stale() -> None:
     moved = Mutant("moved", "-", "bulk/tallyfy/plan.py", old="no such text\n", new="x\n",
-                   tests=("tests/apply/test_safety.py::test_rename_keeps_every_member_of_every_run",))
+                   tests=("tests/tallyfy/test_safety.py::test_rename_keeps_every_member_of_every_run",))
     assert "no longer in bulk/tallyfy/plan.py" in run_mutants.stale_reason(moved)
     gone = Mutant("gone", "-", "bulk/tallyfy/plan.py", old="    return wrong\n", new="x\n",
-                  tests=("tests/apply/test_safety.py::test_that_was_renamed",))
+                  tests=("tests/tallyfy/test_safety.py::test_that_was_renamed",))
     assert "test_that_was_renamed does not exist" in run_mutants.stale_reason(gone)
 
 
@@ -34,7 +34,7 @@ def test_a_survivor_or_a_stale_patch_fails_the_run_and_the_tree_is_untouched(
     before = plan.read_text(encoding="utf-8")
     harmless = Mutant("harmless", "nothing", "bulk/tallyfy/plan.py", old="    return wrong\n",
                       new="    return wrong  # planted, changes nothing\n",
-                      tests=("tests/input/test_input_reader.py::test_abandoned_rows_iterator_"
+                      tests=("tests/engine/test_input_reader.py::test_abandoned_rows_iterator_"
                              "closes_its_file",))
     moved = Mutant("moved", "-", "bulk/tallyfy/plan.py", old="no such text\n", new="x\n",
                    tests=harmless.tests)

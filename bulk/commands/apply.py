@@ -15,15 +15,16 @@ from typing import Any, TextIO
 
 from bulk.commands.confirm import Ask, NotConfirmed, confirm_before_writing, terminal_ask
 from bulk.engine.errors import ConfigError
-from bulk.engine.job import Job, Summary
+from bulk.engine.exit_codes import ExitCode
+from bulk.engine.job import Job
+from bulk.engine.summary import Summary
 from bulk.jobfile import load_job_file, merge
+from bulk.options import APPLY, settings_for
 from bulk.progress import TerminalProgress
 from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import connection_from_env
 
-OPTION_KEYS = ("format", "target", "ledger", "concurrency", "rate", "burst", "max_attempts",
-               "timeout", "retry_failed", "fresh", "dry_run", "outage_limit",
-               "max_failures", "include_completed")
+OPTION_KEYS = settings_for(APPLY)
 
 
 def options_from_settings(settings: Mapping[str, Any]) -> ApplyOptions:
@@ -62,7 +63,7 @@ def apply_command(
                                 err=err, signals=signals, ask=ask)
         except NotConfirmed as exc:
             print(f"bulk: {exc}", file=err, flush=True)
-            return EXIT_ABORTED
+            return ExitCode.ABORTED
         print(summary.line(), file=out, flush=True)
         for line in next_steps(summary):
             print(line, file=out, flush=True)
@@ -72,12 +73,12 @@ def apply_command(
             for line in preview_lines(summary.ledger_path):
                 print(line, file=out)
     code = summary.exit_code
-    if signals.received and code in (0, 1):
+    if signals.received and code in (ExitCode.OK, ExitCode.ROWS_FAILED):
         # The signal came after the last row: the summary above is whole, and the
         # exit code still says the user stopped us.
         print("bulk: interrupted after the last row; the summary above is complete",
               file=err, flush=True)
-        return INTERRUPTED
+        return ExitCode.INTERRUPTED
     return code
 
 
@@ -140,10 +141,6 @@ def _how_it_broke(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, LedgerWriteError):
         return "ledger write failed", str(exc)
     return "error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-INTERRUPTED = 130
-EXIT_ABORTED = 3
 
 
 class StopSignals:

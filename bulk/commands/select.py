@@ -11,18 +11,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bulk.engine.clock import LoopClock
-from bulk.engine.errors import AuthError
-from bulk.tallyfy.apply_job import make_pacer
+from bulk.engine.errors import AuthError, SelectFailed
+from bulk.engine.exit_codes import ExitCode
+from bulk.options import SELECT, settings_for
+from bulk.tallyfy.api import make_pacer
 from bulk.tallyfy.connection import Connection, connection_from_env
 from bulk.tallyfy.people import Directory, MembersUnavailable, directory_for, resolve_flags
 from bulk.tallyfy.select_query import build_selection
-from bulk.tallyfy.select_scan import Progress, SelectFailed, SelectOptions, select
+from bulk.tallyfy.select_scan import Progress, SelectOptions, select
 from bulk.tallyfy.targets import TARGETS
 
-#: Exit codes shared with `bulk apply`.
-EXIT_OK, EXIT_FAILED, EXIT_ABORTED = 0, 1, 3
-
-SELECT_OPTION_KEYS = ("format", "limit", "rate", "burst", "max_attempts", "timeout")
+SELECT_OPTION_KEYS = settings_for(SELECT)
 #: The filters that name a member: by user id, or by email.
 USER_FLAGS = ("owner", "member", "assignee")
 
@@ -84,10 +83,10 @@ def select_command(
     except AuthError as exc:
         print(f"bulk: select aborted, authentication failed: {exc.describe()}; nothing written",
               file=err)
-        return EXIT_ABORTED
+        return ExitCode.ABORTED
     except (SelectFailed, MembersUnavailable) as exc:
         print(f"bulk: select failed: {exc}; nothing written", file=err)
-        return EXIT_FAILED
+        return ExitCode.ROWS_FAILED
     print(summary.line(), file=out, flush=True)
-    return EXIT_OK
+    return ExitCode.OK
 

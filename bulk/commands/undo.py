@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from bulk.commands.select import EXIT_FAILED, EXIT_OK
 from bulk.engine.errors import ConfigError
+from bulk.engine.exit_codes import ExitCode
+from bulk.options import UNDO, settings_for
 from bulk.tallyfy.connection import connection_from_env
 
-UNDO_APPLY_KEYS = ("concurrency", "rate", "burst", "max_attempts", "timeout", "retry_failed",
-                   "fresh", "dry_run", "ledger", "include_completed")
+UNDO_APPLY_KEYS = settings_for(UNDO)
 
 
 def default_undo_path(ledger: Path) -> Path:
@@ -35,7 +35,7 @@ def undo_command(
 
     Raises ConfigError/InputError (exit 2) for an unusable ledger (a dry run's included).
     """
-    from bulk.commands.apply import EXIT_ABORTED, apply_job, next_steps
+    from bulk.commands.apply import apply_job, next_steps
     from bulk.commands.confirm import NotConfirmed, terminal_ask
     from bulk.tallyfy.apply_job import ApplyOptions
     from bulk.tallyfy.undo import write_undo
@@ -61,10 +61,10 @@ def undo_command(
         print(f"bulk: undo: {line}", file=err)
     print(summary.line(), file=out, flush=True)
     if connection is None:
-        return EXIT_FAILED if summary.skipped else EXIT_OK
+        return _undo_code(summary.skipped)
     if summary.rows == 0:
         print("undo: nothing to put back", file=out)
-        return EXIT_FAILED if summary.skipped else EXIT_OK
+        return _undo_code(summary.skipped)
     values = {key: flags[key] for key in UNDO_APPLY_KEYS if flags.get(key) is not None}
     if "ledger" in values:
         values["ledger"] = Path(values["ledger"])
@@ -75,11 +75,16 @@ def undo_command(
                            ask=ask)
     except NotConfirmed as exc:
         print(f"bulk: {exc}", file=err, flush=True)
-        return EXIT_ABORTED
+        return ExitCode.ABORTED
     print(result.line(), file=out, flush=True)
     for line in next_steps(result):
         print(line, file=out, flush=True)
-    return max(result.exit_code, EXIT_FAILED if summary.skipped else EXIT_OK)
+    return max(result.exit_code, _undo_code(summary.skipped))
+
+
+def _undo_code(skipped: object) -> ExitCode:
+    """Rows that could not be undone (listed) make the exit code 1."""
+    return ExitCode.ROWS_FAILED if skipped else ExitCode.OK
 
 
 def _same_org(ledger: Path, org_id: str) -> None:

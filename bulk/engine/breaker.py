@@ -43,11 +43,17 @@ class Breaker:
         *,
         limit: float = DEFAULT_OUTAGE_LIMIT,
         on_outage: Callable[[float, float], None] | None = None,
+        threshold: int | None = None,
+        distinct: int | None = None,
     ) -> None:
         self._clock = clock or LoopClock()
         self.limit = limit
         self._on_outage = on_outage
-        self._recent: deque[str] = deque(maxlen=self.THRESHOLD)  # paths of the streak
+        # A caller whose requests are one stream (select pages through one list) has no
+        # other records to tell a bad one from an outage: it lowers both (see api.py).
+        self.threshold = self.THRESHOLD if threshold is None else threshold
+        self.distinct = self.DISTINCT if distinct is None else distinct
+        self._recent: deque[str] = deque(maxlen=self.threshold)  # paths of the streak
         self._opened_at: float | None = None
         self._next_probe = 0.0
         self._wait = self.FIRST_WAIT
@@ -104,7 +110,7 @@ class Breaker:
         now = self._clock.now()
         self._recent.append(path)
         if self._opened_at is None:
-            if len(self._recent) >= self.THRESHOLD and len(set(self._recent)) >= self.DISTINCT:
+            if len(self._recent) >= self.threshold and len(set(self._recent)) >= self.distinct:
                 self._opened_at = now
                 self.outages += 1
                 self._wait = self.FIRST_WAIT

@@ -23,6 +23,19 @@ class RowInvalid(Exception):
     """
 
 
+class BadValue(ValueError):
+    """A value does not fit its column or field; the caller adds file, row and column."""
+
+
+class PlanError(Exception):
+    """The row cannot be applied safely to this record; nothing is sent (the row fails)."""
+
+
+class SelectFailed(Exception):
+    """A select's list could not be read to its end (a final HTTP error, or no usable
+    answer); nothing is written."""
+
+
 class ConfigError(Exception):
     """A usage or configuration problem (exit 2)."""
 
@@ -43,11 +56,46 @@ class LedgerWriteError(ConfigError):
     """The ledger could not be written (disk full, I/O error): the job stops cleanly."""
 
 
-class HttpError(Exception):
-    """The server answered with a status that is not a success."""
+def request_suffix(method: str, path: str) -> str:
+    """How every message names its request: " (PUT runs/abc)", or nothing without one."""
+    return f" ({method} {path})" if method else ""
 
-    #: Set when it came during an outage the breaker declared (spends no attempt).
-    outage: bool = False
+
+class RequestError(Exception):
+    """A request that brought no usable answer; the base of every HTTP-level failure.
+
+    It carries what a caller needs to decide and to report: the request (`method`,
+    `path`, never its headers), the server's `request_id` when there was an answer, and
+    `outage`: set when the failure came during an outage the breaker declared (such a
+    failure spends no attempt; see retry.spends_attempt). The message is `what()`
+    followed by the request, always formatted by `request_suffix`.
+    """
+
+    def __init__(
+        self,
+        *,
+        method: str = "",
+        path: str = "",
+        request_id: str | None = None,
+        outage: bool = False,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+        self.outage = outage
+        super().__init__(self.describe())
+
+    def what(self) -> str:
+        """What went wrong, without the request."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A one-line message: what went wrong, then the request."""
+        return self.what() + request_suffix(self.method, self.path)
+
+
+class HttpError(RequestError):
+    """The server answered with a status that is not a success."""
 
     def __init__(
         self,
@@ -62,16 +110,12 @@ class HttpError(Exception):
         self.status = status
         self.body = body
         self.retry_after = retry_after
-        self.request_id = request_id
-        self.method = method
-        self.path = path
-        super().__init__(self.describe())
+        super().__init__(method=method, path=path, request_id=request_id)
 
-    def describe(self) -> str:
-        """A one-line message: status, the server's own message if any, the request."""
-        detail = _body_message(self.body)
-        where = f" ({self.method} {self.path})" if self.method else ""
-        return f"HTTP {self.status}{': ' + detail if detail else ''}{where}"
+    def what(self) -> str:
+        """Status and the server's own message if any."""
+        detail = body_message(self.body)
+        return f"HTTP {self.status}{': ' + detail if detail else ''}"
 
 
 class AuthError(HttpError):
@@ -96,17 +140,16 @@ class RedirectRefused(HttpError):
         self.location_host = location_host
         super().__init__(status, None, request_id=request_id, method=method, path=path)
 
-    def describe(self) -> str:
+    def what(self) -> str:
         """Status and where it pointed; a redirect is never followed."""
-        where = f" ({self.method} {self.path})" if self.method else ""
         if self.location_host is None:
             target = "without a Location"
         else:
             target = f"to {self.location_host}"
-        return f"HTTP {self.status}: redirect {target}, not followed{where}"
+        return f"HTTP {self.status}: redirect {target}, not followed"
 
 
-class AmbiguousAnswer(Exception):
+class AmbiguousAnswer(RequestError):
     """A success status whose body does not show what was asked for.
 
     An empty or HTML body, an object without the record, another record, or one without
@@ -125,18 +168,25 @@ class AmbiguousAnswer(Exception):
     ) -> None:
         self.status = status
         self.reason = reason
-        self.request_id = request_id
-        self.method = method
-        self.path = path
-        where = f" ({method} {path})" if method else ""
-        super().__init__(f"HTTP {status} without the record: {reason}{where}")
+        super().__init__(method=method, path=path, request_id=request_id)
+
+    def what(self) -> str:
+        return f"HTTP {self.status} without the record: {self.reason}"
 
 
-class StaleRead(Exception):
+class StaleRead(RequestError):
     """The data a write was built from kept aging past its limit before it could leave.
 
     Nothing was sent on its account; another attempt reads again.
     """
+
+    def __init__(self, message: str, *, method: str = "", path: str = "",
+                 outage: bool = False) -> None:
+        self.message = message
+        super().__init__(method=method, path=path, outage=outage)
+
+    def what(self) -> str:
+        return self.message
 
 
 class StopJob(Exception):
@@ -147,22 +197,22 @@ class StopJob(Exception):
     how = "stopped"
 
 
-class TransportError(Exception):
+class TransportError(RequestError):
     """No usable answer: connection refused or dropped, timeout, unreadable body.
 
     Whether a write was applied is unknown, so a write that ends here is in doubt.
     """
 
-    #: Set when it came during an outage the breaker declared (spends no attempt).
-    outage: bool = False
-
     def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
-        self.method = method
-        self.path = path
-        super().__init__(f"{message}{f' ({method} {path})' if method else ''}")
+        self.message = message
+        super().__init__(method=method, path=path)
+
+    def what(self) -> str:
+        return self.message
 
 
-def _body_message(body: Any) -> str:
+def body_message(body: Any) -> str:
+    """The server's own message in an error body (Laravel's `errors`, `message`...), or ""."""
     if isinstance(body, dict):
         errors = body.get("errors")
         if isinstance(errors, dict) and errors:

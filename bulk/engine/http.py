@@ -136,10 +136,8 @@ class JsonHttp:
             # Built from a read taken before the outage (a held slot): by now someone may
             # have changed the record, so read again rather than send it.
             breaker.release(probe)
-            stale = StaleRead(f"the API was unreachable between the read and the {method}; "
-                              "nothing sent, read again")
-            stale.outage = True  # type: ignore[attr-defined]  # spends no attempt
-            raise stale
+            raise StaleRead(f"the API was unreachable between the read and the {method}; "
+                            "nothing sent, read again", outage=True)  # spends no attempt
         try:
             answer = await self._attempt(method, url, path=path, body=body, attempt=attempt,
                                          check=check, paced=paced)

@@ -28,6 +28,7 @@ from bulk.engine.errors import InputError
 from bulk.engine.watched_file import FileIdentity, WatchedRaw, check_same_file, open_regular
 
 FORMATS = ("csv", "jsonl")
+#: File extension -> format, for input files and for the files select and undo write.
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _FORMAT_ALIASES = {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl"}
 # Large reads keep the per-byte cost of Python-level I/O negligible on million-row files while
@@ -331,13 +332,18 @@ class _BadJson:
         self.message = prefix + reason
 
 
+def format_of(path: Path) -> str | None:
+    """The format a file's extension names (csv or jsonl), or None."""
+    return _EXTENSIONS.get(path.suffix.lower())
+
+
 def _pick_format(path: Path, name: str, format: str | None) -> str:
     if format is not None:
         chosen = _FORMAT_ALIASES.get(format.lower())
         if chosen is None:
             raise InputError(f"{name}: unknown input format {format!r}; use csv or jsonl")
         return chosen
-    chosen = _EXTENSIONS.get(path.suffix.lower())
+    chosen = format_of(path)
     if chosen is None:
         raise InputError(
             f"{name}: cannot tell the format from the extension {path.suffix or '(none)'!r}; "

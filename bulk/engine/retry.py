@@ -17,7 +17,14 @@ from email.utils import parsedate_to_datetime
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from bulk.engine.clock import Clock
-from bulk.engine.errors import AmbiguousAnswer, AuthError, HttpError, StaleRead, TransportError
+from bulk.engine.errors import (
+    AmbiguousAnswer,
+    AuthError,
+    HttpError,
+    RequestError,
+    StaleRead,
+    TransportError,
+)
 
 #: A hostile or mistaken Retry-After must not park a job for hours.
 MAX_RETRY_AFTER = 120.0
@@ -45,7 +52,7 @@ def spends_attempt(exc: BaseException) -> bool:
     the job) or a failure during an outage the breaker declared."""
     if isinstance(exc, HttpError) and exc.status == 429:
         return False
-    return not getattr(exc, "outage", False)
+    return not (isinstance(exc, RequestError) and exc.outage)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

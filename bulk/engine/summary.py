@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bulk.engine.exit_codes import ExitCode
+
 
 @dataclass
 class Summary:
@@ -29,15 +31,15 @@ class Summary:
     outage_seconds: float = 0.0  # the API unreachable, every worker waiting
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         if self.aborted:
-            return 3
+            return ExitCode.ABORTED
         if self.interrupted:
-            return 130
+            return ExitCode.INTERRUPTED
         unfinished = ("failed", "invalid", "in_doubt", "pending", "conflict")
         if any(self.ledger_counts.get(name) for name in unfinished):
-            return 1
-        return 0
+            return ExitCode.ROWS_FAILED
+        return ExitCode.OK
 
     @property
     def outcome(self) -> str:

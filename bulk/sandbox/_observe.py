@@ -8,14 +8,31 @@ counted in the stats, not journaled, and never faulted or rate limited.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from bulk.sandbox._config import Faults, check_latency, check_quota
+from bulk.sandbox._stats import Stats
+from bulk.sandbox._store import Store
 
-if TYPE_CHECKING:
-    from bulk.sandbox._app import Service
+
+class Service(Protocol):
+    """What these routes use of the sandbox's service (`_app.Service`, which imports
+    this module: named here as a protocol, so the imports go one way)."""
+
+    stats: Stats
+    store: Store
+    forbidden: set[str]
+    faults: Faults
+    latency_ms: float
+    jitter_ms: float
+
+    def settings(self) -> dict[str, Any]: ...
+    def reset_data(self) -> None: ...
+    def reset_stats(self) -> None: ...
+    def set_latency(self, latency_ms: float, jitter_ms: float) -> None: ...
+    def set_rate_limit(self, rate_limit: float | None, burst: float | None = None) -> None: ...
 
 PREFIX = "/_sandbox"
 

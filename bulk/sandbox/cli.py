@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from bulk.engine.exit_codes import ExitCode
 from bulk.sandbox._config import DEFAULT_SLOW_MS, Faults, SandboxConfig
 from bulk.sandbox._data import OrgDataError, save_org
 from bulk.sandbox._form_fields import FORM_FIELD_SHAPES
@@ -165,7 +166,7 @@ def sandbox_command(host: str, port: int, allow_remote: bool, export_path: Path 
     try:
         asyncio.run(_serve(sandbox))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}"
                                    ) from None

@@ -1,79 +1,65 @@
-"""`bulk apply` as a library call: the job around each row (see applier.py for one row)."""
+"""`bulk apply` as a library call: the job around each row (see row_applier.py for one row)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from bulk.engine.breaker import DEFAULT_OUTAGE_LIMIT, Breaker
 from bulk.engine.clock import Clock, LoopClock
 from bulk.engine.errors import (
     ConfigError,
     InputError,
 )
-from bulk.engine.http import open_session, require_resend_switch
-from bulk.engine.job import Job, Observer, Summary
+from bulk.engine.http import require_resend_switch
+from bulk.engine.job import Job, Observer
 from bulk.engine.ledger import (
     Ledger,
     now_iso,
 )
 from bulk.engine.ledger_file import check_before_run
-from bulk.engine.pacing import Pacer
 from bulk.engine.reader import InputFile, RawRow
-from bulk.engine.retry import RetryPolicy
 from bulk.engine.second_chance import SECOND_CHANCE_PAUSE
+from bulk.engine.summary import Summary
 from bulk.ledger_views.status_export import REPORT_COLUMNS
-from bulk.tallyfy.client import TallyfyClient, api_headers
+from bulk.options import default, shown_keys
+from bulk.tallyfy.api import Pacing, open_api
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.people import People
-from bulk.tallyfy.preflight import preflight
 from bulk.tallyfy.row_applier import RowApplier
-from bulk.tallyfy.rows import TARGETS, RowParser, Target, check_columns
+from bulk.tallyfy.rows import RowParser
+from bulk.tallyfy.targets import TARGETS, Target, check_columns
 
 #: Why 8 workers by default: the pacer, not the pool, sets the pace. At the default
 #: 10 requests/s (600/min, the per-user figure older Tallyfy pages give) a worker waits
 #: on the network ~0.1-0.5 s per request, so 8 in flight keep the pacer busy up to
 #: 0.8 s of latency, while staying polite to a server whose quota we do not know.
-DEFAULT_CONCURRENCY = 8
-DEFAULT_RATE = 10.0
-DEFAULT_BURST = 2
+DEFAULT_CONCURRENCY: int = default("concurrency")
 
-@dataclass
-class ApplyOptions:
+
+@dataclass(kw_only=True)
+class ApplyOptions(Pacing):
+    """What `bulk apply` does; how fast and how patiently is its `Pacing`."""
+
     input: Path
-    target: str = "runs"
+    target: str = default("target")
     format: str | None = None
     ledger: Path | None = None
     concurrency: int = DEFAULT_CONCURRENCY
-    rate: float | str = DEFAULT_RATE  # requests/s (a ceiling), or "auto"
-    burst: int = DEFAULT_BURST
-    max_attempts: int = 5
-    timeout: float = 30.0
     retry_failed: bool = False
     fresh: bool = False
     dry_run: bool = False  # read and plan every row, write nothing
     include_completed: bool = False  # tasks: change completed ones too (history)
     grace: float = 10.0
-    outage_limit: float = DEFAULT_OUTAGE_LIMIT  # seconds of continuous outage, then stop
     max_failures: int | None = None  # stop once this many rows have failed
     second_chance_pause: float = SECOND_CHANCE_PAUSE  # then transient failures again
-    backoff: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
     def ledger_path(self) -> Path:
         suffix = ".dry-run.ledger.db" if self.dry_run else ".ledger.db"
         return self.ledger or self.input.with_name(self.input.name + suffix)
-
-    @property
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_attempts=self.max_attempts, base=self.backoff.base, cap=self.backoff.cap
-        )
 
 
 @dataclass
@@ -137,9 +123,7 @@ DRY_RUN = "dry-run"
 
 def _shown_options(options: ApplyOptions) -> dict[str, Any]:
     """The options of this run, as `bulk report` shows them (no secret is among them)."""
-    keys = ("format", "concurrency", "rate", "burst", "max_attempts", "timeout",
-            "retry_failed", "fresh", "dry_run", "include_completed")
-    return {key: getattr(options, key) for key in keys}
+    return {key: getattr(options, key) for key in shown_keys()}
 
 
 def _rehearsal_ledger(ledger: Ledger) -> bool:
@@ -155,48 +139,33 @@ def _rehearsal_ledger(ledger: Ledger) -> bool:
     return True
 
 
-def make_pacer(rate: float | str, burst: int, clock: Clock) -> Pacer:
-    """A job's pacer (apply and select alike): it starts at the default pace (or below, if
-    asked) and finds the quota from there; a rate given is a ceiling, "auto" climbs as far
-    as the API lets it."""
-    auto = rate == "auto"
-    ceiling = DEFAULT_RATE if auto else float(rate)
-    return Pacer(ceiling, burst, clock, auto=auto, start=min(ceiling, DEFAULT_RATE))
-
-
 async def execute(
-    job: PreparedJob,
+    prepared: PreparedJob,
     *,
     observer: Observer | None = None,
     clock: Clock | None = None,
     on_job: Callable[[Job], None] | None = None,
 ) -> Summary:
-    """Run a prepared job against the API; returns the summary (ledger left open)."""
-    options = job.options
+    """Run a prepared job against the API; returns the summary (ledger left open).
+
+    `prepared` is what was checked before (input, ledger); the engine's `Job` built here
+    runs its rows (`on_job` sees it before the first row)."""
+    options = prepared.options
     clock = clock or LoopClock()
-    pacer = make_pacer(options.rate, options.burst, clock)
-    # What held the job back, as it happens, for `bulk report`.
-    record = job.ledger.record_event
-    pacer.on_429 = lambda _at: record("429")
-    pacer.on_pause = lambda _start, seconds: record("pause", seconds)
-    policy = options.policy
-    # Workers never exceed the connector: one connection each, no hidden queueing.
-    connector = aiohttp.TCPConnector(limit=options.concurrency)
-    async with open_session(connector) as session:  # aiohttp's silent re-send: off
-        breaker = Breaker(clock, limit=options.outage_limit,
-                          on_outage=lambda start, end: record("outage", end - start,
-                                                              began_ago=end - start))
-        client = TallyfyClient(session, job.connection, pacer, policy, timeout=options.timeout,
-                               breaker=breaker)
-        applier = RowApplier(job.target, job.parser, client, policy, clock,
+    # What held the job back (429s, pauses, outages), as it happens, for `bulk report`.
+    async with open_api(prepared.connection, options, clock, connections=options.concurrency,
+                        events=prepared.ledger.record_event) as api:
+        client, pacer, breaker = api.client, api.pacer, api.breaker
+        applier = RowApplier(prepared.target, prepared.parser, client, api.policy, clock,
                              dry_run=options.dry_run,
                              include_completed=options.include_completed,
-                             people=People(client, policy, clock, job.input_file.name))
+                             people=People(client, api.policy, clock,
+                                           prepared.input_file.name))
         runner = Job(
-            rows=_numbered(job.input_file, job.ignored_columns, job.total),
-            total=job.total,
+            rows=_numbered(prepared.input_file, prepared.ignored_columns, prepared.total),
+            total=prepared.total,
             handler=applier,
-            ledger=job.ledger,
+            ledger=prepared.ledger,
             concurrency=options.concurrency,
             retry_failed=options.retry_failed,
             grace=options.grace,
@@ -204,13 +173,11 @@ async def execute(
             max_failures=options.max_failures,
             clock=clock,
             second_chance_pause=options.second_chance_pause,
-            before_first_row=lambda: preflight(
-                session, job.connection, job.target, api_headers(job.connection), clock
-            ),
+            before_first_row=lambda: api.preflight(prepared.target),
         )
         watch = getattr(observer, "watch", None)
         if watch is not None:  # the progress bar shows the pace and the ETA it gives
-            watch(lambda: client.http.requests)
+            watch(lambda: client.requests)
         if on_job is not None:
             on_job(runner)
         try:
@@ -219,15 +186,15 @@ async def execute(
             # The input changed under the job (it was checked whole before): the ledger
             # says the job stopped, not that it is still running or crashed.
             stopped = "stopped: the input file changed or became unreadable"
-            job.ledger.set_meta(finished_at=now_iso(), outcome=stopped)
-            job.ledger.end_session("input changed", stopped)
+            prepared.ledger.set_meta(finished_at=now_iso(), outcome=stopped)
+            prepared.ledger.end_session("input changed", stopped)
             raise
         summary.dry_run = options.dry_run
-        summary.requests = client.http.requests
+        summary.requests = client.requests
         summary.rate_limited, summary.pauses = pacer.rate_limited, pacer.pauses
         summary.outage_seconds = breaker.outage_seconds
-    job.ledger.set_meta(finished_at=now_iso(), outcome=summary.outcome)
-    job.ledger.end_session(summary.stopped_by or "finished", summary.aborted)
+    prepared.ledger.set_meta(finished_at=now_iso(), outcome=summary.outcome)
+    prepared.ledger.end_session(summary.stopped_by or "finished", summary.aborted)
     return summary
 
 

@@ -19,7 +19,7 @@ from bulk.engine.http import Answer, AnswerCheck, JsonHttp
 from bulk.engine.pacing import Pacer
 from bulk.engine.retry import RetryPolicy
 from bulk.tallyfy.connection import Connection
-from bulk.tallyfy.rows import Target
+from bulk.tallyfy.targets import Target
 
 #: What every read must show: a PUT is built from both (see plan.py).
 READ_NEEDS = ("users", "groups")
@@ -50,6 +50,19 @@ class TallyfyClient:
             timeout=timeout,
             breaker=breaker,
         )
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far."""
+        return self.http.requests
+
+    async def slot(self) -> None:
+        """Wait for a pacer slot now, for a write sent later with ``paced=False``."""
+        await self.http.slot()
+
+    async def cooled(self) -> None:
+        """Wait out a shared cooldown (a 429) without taking a new slot."""
+        await self.http.cooled()
 
     async def read(self, target: Target, record_id: str, *, attempt: int = 1) -> Answer:
         """GET one record; `data` of the answer is the record itself, seen flat

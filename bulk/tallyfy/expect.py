@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bulk.engine.errors import BadValue
 from bulk.tallyfy import form_values
-from bulk.tallyfy.plan import prerun_values, same_value
+from bulk.tallyfy.compare import prerun_values, same_value
 from bulk.tallyfy.shapes import fields_by_id
 from bulk.tallyfy.targets import (
     DATETIME,
@@ -37,7 +38,6 @@ from bulk.tallyfy.targets import (
     Target,
 )
 from bulk.tallyfy.values import (
-    BadValue,
     Converter,
     converters_for,
     prerun_value_text,
@@ -179,7 +179,7 @@ def _group_item(value: Any) -> str:
 
 def _guest_item(value: Any) -> str:
     if value.__class__ is str and value.strip():
-        return value.strip()  # compared without case (plan.same_value)
+        return value.strip()  # compared without case (compare.same_value)
     raise BadValue(f"expected a guest's email address, got {show(value)}")
 
 

@@ -18,7 +18,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bulk.tallyfy.values import BadValue, show, split_text_list
+from bulk.engine.errors import BadValue
+from bulk.tallyfy.values import show, split_text_list
 
 MULTI_TYPES = frozenset({"multiselect", "multi_select", "checkbox", "checklist"})
 #: Between the texts of a multi-select cell (README "Form fields").

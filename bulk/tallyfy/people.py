@@ -23,7 +23,8 @@ from bulk.engine.http import Answer, open_session
 from bulk.engine.retry import RetryPolicy
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.connection import Connection
-from bulk.tallyfy.rows import RUNS, Change
+from bulk.tallyfy.rows import Change
+from bulk.tallyfy.targets import RUNS
 from bulk.tallyfy.values import Email
 
 #: The members list: `GET /organizations/{org}/users`.

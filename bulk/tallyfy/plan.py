@@ -17,19 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bulk.engine.errors import PlanError
 from bulk.tallyfy import form_values
+from bulk.tallyfy.compare import member_key, prerun_values, same_value
+from bulk.tallyfy.rows import Change
 from bulk.tallyfy.shapes import fields_by_id
 from bulk.tallyfy.targets import KEYED_FIELDS, Target
-
-if TYPE_CHECKING:  # fields.py needs this module (through expect.py) at import time
-    from bulk.tallyfy.rows import Change
-
-
-class PlanError(Exception):
-    """The row cannot be applied safely to this record; nothing is sent."""
 
 
 class InvalidHere(PlanError):
@@ -57,52 +52,6 @@ class Plan:
     form_fields: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
-def _user_id(value: Any) -> Any:
-    # Newer docs send user ids as strings, older ones and the SDK as integers:
-    # compare them as one kind, and send what the record used.
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return value
-
-
-def _guest(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
-
-
-def _moment(value: Any) -> Any:
-    # The API may answer a date-time in another spelling than the one sent (Z, +00:00, .000)
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return value
-        # The older pages' "YYYY-MM-DD HH:MM:SS" carries no zone: the API reads it as UTC.
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return value
-
-
-_NORMS = {"users": _user_id, "guests": _guest}
-
-
-def _key(name: str) -> Any:
-    """How two members of one list are told apart (user ids as numbers, guests sans case)."""
-    norm = _NORMS.get(name)
-    return (lambda value: str(norm(value))) if norm else str
-
-
-def _same(field: str, current: Any, wanted: Any) -> bool:
-    if field in ("users", "publicly_hidden_fields", "tags", "folders", "groups", "guests"):
-        if isinstance(current, list) and isinstance(wanted, list):
-            norm = _NORMS.get(field, lambda v: v)
-            return sorted(map(str, map(norm, current))) == sorted(map(str, map(norm, wanted)))
-    if field == "owner_id":
-        return _user_id(current) == _user_id(wanted)
-    if field in ("deadline", "started_at") and current != wanted:
-        moment = _moment(current)
-        return isinstance(moment, datetime) and moment == _moment(wanted)
-    return current == wanted
-
-
 def _merged(current: list[Any], replace: list[Any] | None, add: tuple[Any, ...],
             remove: tuple[Any, ...], norm: Any) -> list[Any]:
     base = list(current if replace is None else replace)
@@ -113,24 +62,6 @@ def _merged(current: list[Any], replace: list[Any] | None, add: tuple[Any, ...],
             seen.add(norm(value))
     dropped = {norm(v) for v in remove}
     return [v for v in base if norm(v) not in dropped]
-
-
-def _prerun_values(prerun: Any) -> dict[str, Any] | None:
-    """The record's kick-off values keyed by timeline_id, whatever shape they came in."""
-    if isinstance(prerun, dict):
-        return prerun
-    if isinstance(prerun, list):
-        values = {}
-        for item in prerun:
-            if isinstance(item, dict) and "timeline_id" in item:
-                values[item["timeline_id"]] = item.get("value")
-        return values
-    return None
-
-
-#: Shared with the expectation check (expect.py), which compares exactly as the plan does.
-same_value = _same
-prerun_values = _prerun_values
 
 
 def plan_update(target: Target, record: Any, change: Change, *,
@@ -153,16 +84,16 @@ def plan_update(target: Target, record: Any, change: Change, *,
         if field in lists:
             continue
         current = record.get(field)
-        if not _same(field, current, wanted):
+        if not same_value(field, current, wanted):
             before[field] = current
             after[field] = wanted
 
     memberships = {
-        name: _merged(record[name], change.set.get(name), *change.delta(name), _key(name))
+        name: _merged(record[name], change.set.get(name), *change.delta(name), member_key(name))
         for name in lists
     }
     for field, merged in memberships.items():
-        if not _same(field, record[field], merged):
+        if not same_value(field, record[field], merged):
             before[field] = record[field]
             after[field] = merged
 
@@ -170,7 +101,7 @@ def plan_update(target: Target, record: Any, change: Change, *,
     if change.prerun:
         keyed = target.keyed or "prerun"
         what = "kick-off" if keyed == "prerun" else "form"
-        current_prerun = _prerun_values(record.get(keyed))
+        current_prerun = prerun_values(record.get(keyed))
         if current_prerun is None and fields:
             current_prerun = {}  # no answered field yet
         if current_prerun is None:
@@ -230,11 +161,11 @@ def unapplied(plan: Plan, written: Any) -> list[str]:
     wrong = []
     for field, wanted in plan.after.items():
         if field in KEYED_FIELDS:
-            current = _prerun_values(written.get(field))
+            current = prerun_values(written.get(field))
             if current is not None and any(
                     not form_values.same(plan.form_fields.get(k), current.get(k), v)
                     for k, v in wanted.items()):
                 wrong.append(field)
-        elif field in written and not _same(field, written[field], wanted):
+        elif field in written and not same_value(field, written[field], wanted):
             wrong.append(field)
     return wrong

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bulk.engine.clock import Clock
-from bulk.engine.errors import AuthError, ConfigError, HttpError, StopJob, _body_message
+from bulk.engine.errors import AuthError, ConfigError, HttpError, StopJob, body_message
 from bulk.tallyfy.connection import Connection
-from bulk.tallyfy.rows import Target
+from bulk.tallyfy.targets import Target
 
 #: Seconds for the whole preflight request: an unreachable host is told within seconds.
 PREFLIGHT_TIMEOUT = 10.0
@@ -96,7 +96,7 @@ async def _get(
 
 
 def _detail(body: object) -> str:
-    message = _body_message(body)
+    message = body_message(body)
     return f": {message}" if message else ""
 
 

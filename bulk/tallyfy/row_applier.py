@@ -10,6 +10,7 @@ from bulk.engine.errors import (
     AmbiguousAnswer,
     AuthError,
     HttpError,
+    PlanError,
     RowInvalid,
     StaleRead,
     TransportError,
@@ -30,8 +31,9 @@ from bulk.engine.stops import DEFINITIVE, TRANSIENT
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.expect import find_conflict
 from bulk.tallyfy.people import MembersUnavailable, People
-from bulk.tallyfy.plan import InvalidHere, LeftAlone, PlanError, plan_update, unapplied
-from bulk.tallyfy.rows import Change, RowParser, Target
+from bulk.tallyfy.plan import InvalidHere, LeftAlone, plan_update, unapplied
+from bulk.tallyfy.rows import Change, RowParser
+from bulk.tallyfy.targets import Target
 
 #: A PUT is built from a read no older than this when it leaves; older, read again.
 MAX_READ_AGE = 2.0
@@ -197,9 +199,9 @@ class RowApplier:
                         _entry(base, IN_DOUBT, state, read.status, read.request_id)
                     )
             if holding_slot:
-                await self.client.http.cooled()  # a 429 meanwhile still holds everyone
+                await self.client.cooled()  # a 429 meanwhile still holds everyone
             else:
-                await self.client.http.slot()
+                await self.client.slot()
                 holding_slot = True
             # The body carries membership as read: after a long wait (a 429 cooldown can
             # be minutes) someone may have added a member that this PUT would remove.

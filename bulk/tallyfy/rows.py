@@ -1,8 +1,7 @@
 """What one input row asks for, typed: ``RowParser`` turns a raw row into a ``Change``.
 
 The targets and their fields live in ``targets.py`` (columns are checked there, before any
-request), the typing of single values in ``values.py``. Both are re-exported here, so
-``from bulk.tallyfy.rows import RUNS, check_columns`` keeps working.
+request), the typing of single values in ``values.py``; import them from there.
 
 Values come from two kinds of source. CSV cells are text, typed by the field they belong to:
 an empty or whitespace-only cell means "leave unchanged". JSONL values are already typed and
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from bulk.engine.errors import RowInvalid
+from bulk.engine.errors import BadValue, RowInvalid
 from bulk.engine.reader import RawRow
 from bulk.tallyfy.expect import (
     clear_converters,
@@ -27,32 +26,17 @@ from bulk.tallyfy.expect import (
 from bulk.tallyfy.targets import (
     ADD_GROUPS,
     ADD_USERS,
-    BOOL,
     CLEAR,
     EXPECT,
     EXPECT_PREFIX,
-    GROUPS,
     HEX32,
-    MEMBERSHIP_COLUMNS,
     PRERUN,
-    PRERUN_PREFIX,
     REMOVE_GROUPS,
     REMOVE_USERS,
-    RUNS,
-    STRINGS,
-    TARGETS,
-    TEMPLATES,
-    TEXT,
-    URL,
-    USER,
-    USERS,
-    FieldSpec,
     Target,
-    check_columns,
     is_reference,
 )
 from bulk.tallyfy.values import (
-    BadValue,
     Converter,
     converters_for,
     delta_converters,
@@ -63,9 +47,10 @@ from bulk.tallyfy.values import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Change:
-    """What one row asks for; only the fields the row gives are present."""
+    """What one row asks for; only the fields the row gives are present (keywords only:
+    eleven fields of like types are too easy to swap by position)."""
 
     row: int
     record_id: str
@@ -190,17 +175,17 @@ class RowParser:
             # reported rather than quietly counted as unchanged.
             raise RowInvalid(f"{self.source}: row {number}: nothing to change (no field is set)")
         return Change(
-            number,
-            record_id,
-            changes,
-            membership.get(ADD_USERS, ()),
-            membership.get(REMOVE_USERS, ()),
-            membership.get(ADD_GROUPS, ()),
-            membership.get(REMOVE_GROUPS, ()),
-            prerun,
-            expect,
-            membership.get("add_guests", ()),
-            membership.get("remove_guests", ()),
+            row=number,
+            record_id=record_id,
+            set=changes,
+            add_users=membership.get(ADD_USERS, ()),
+            remove_users=membership.get(REMOVE_USERS, ()),
+            add_groups=membership.get(ADD_GROUPS, ()),
+            remove_groups=membership.get(REMOVE_GROUPS, ()),
+            prerun=prerun,
+            expect=expect,
+            add_guests=membership.get("add_guests", ()),
+            remove_guests=membership.get("remove_guests", ()),
         )
 
     def _with_parent(self, record_id: str, parent: Any, number: int) -> str:
@@ -334,24 +319,4 @@ def _parser(target: Target, id_column: str, source: str, format: str) -> RowPars
 
 
 
-__all__ = [
-    "BOOL",
-    "GROUPS",
-    "MEMBERSHIP_COLUMNS",
-    "PRERUN",
-    "PRERUN_PREFIX",
-    "RUNS",
-    "STRINGS",
-    "TARGETS",
-    "TEMPLATES",
-    "TEXT",
-    "URL",
-    "USER",
-    "USERS",
-    "Change",
-    "FieldSpec",
-    "RowParser",
-    "Target",
-    "check_columns",
-    "parse_row",
-]
+__all__ = ["Change", "RowParser", "parse_row"]

@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bulk.engine.errors import ConfigError
+from bulk.engine.errors import BadValue, ConfigError
 from bulk.tallyfy import form_values
+from bulk.tallyfy.compare import prerun_values, same_value
 from bulk.tallyfy.expect import expect_converters
-from bulk.tallyfy.plan import prerun_values, same_value
 from bulk.tallyfy.shapes import fields_by_id
 from bulk.tallyfy.targets import (
     EXPECT_PREFIX,
@@ -37,31 +37,12 @@ from bulk.tallyfy.targets import (
 )
 from bulk.tallyfy.task_filters import status_matches, task_options_problem, task_statuses
 from bulk.tallyfy.values import (
-    BadValue,
     Converter,
     Email,
     converters_for,
     delta_converters,
     prerun_value_text,
 )
-
-#: Fields a read returns that no PUT changes: usable in `--where` and `{placeholders}`.
-READ_ONLY = {
-    "runs": ("id", "increment_id", "status", "checklist_id", "checklist_title", "started_by",
-             "created_at", "started_at", "last_updated", "completed_at", "archived_at"),
-    "templates": ("id", "created_at", "last_updated", "archived_at"),
-    "tasks": ("id", "run_id", "checklist_id", "status", "position", "is_oneoff_task",
-              "completed_at", "created_at", "last_updated"),
-}
-#: What a select without --set or --columns writes as expect.* columns.
-DEFAULT_COLUMNS = {
-    "runs": ("name", "owner_id", "users", "groups"),
-    "templates": ("title", "owner_id", "users", "groups"),
-    "tasks": ("title", "users", "guests", "groups"),
-}
-#: The id column `bulk select` writes (one `bulk apply` reads).
-ID_COLUMN = {"runs": "run_id", "templates": "checklist_id", "tasks": "task_id"}
-NAME_FIELD = {"runs": "name", "templates": "title", "tasks": "title"}
 
 KEYED_PREFIXES = tuple(f"{name}." for name in KEYED_FIELDS)
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
@@ -126,7 +107,7 @@ class Selection:
 
     @property
     def id_column(self) -> str:
-        return ID_COLUMN[self.target.name]
+        return self.target.id_column
 
     def id_cells(self, record: dict[str, Any]) -> dict[str, Any]:
         """The address columns of one record (a task: run_id, empty for a one-off, task_id)."""
@@ -160,7 +141,7 @@ class Selection:
         if self.template:
             keys.add("checklist_id")
         if self.name is not None:
-            keys.add(NAME_FIELD[self.target.name])
+            keys.add(self.target.name_field)
         if self.assignee is not None:
             keys.add("users")
         found = {key.partition(".")[0] if key.startswith(KEYED_PREFIXES) else key
@@ -216,7 +197,7 @@ class Selection:
         if self.template and record.get("checklist_id") != self.template:
             return False
         if self.name is not None:
-            title = record.get(NAME_FIELD[self.target.name])
+            title = record.get(self.target.name_field)
             if not isinstance(title, str) or self.name.lower() not in title.lower():
                 return False
         return all(where.matches(record) for where in self.where)
@@ -297,7 +278,7 @@ def build_selection(
     if columns is not None:
         selection.columns = _columns(target, columns)
     elif not sets:
-        selection.columns = list(DEFAULT_COLUMNS[target.name])
+        selection.columns = list(target.select_columns)
     return selection
 
 
@@ -309,7 +290,7 @@ def _split(flag: str, text: str) -> tuple[str, str]:
 
 
 def readable(target: Target) -> list[str]:
-    return [*target.fields, *READ_ONLY[target.name]]
+    return [*target.fields, *target.read_only]
 
 
 def _check_readable(target: Target, flag: str, name: str) -> None:

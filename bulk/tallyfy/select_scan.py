@@ -14,53 +14,43 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import aiohttp
-
+from bulk.engine.breaker import OutageError
 from bulk.engine.clock import Clock, LoopClock
-from bulk.engine.errors import ConfigError, HttpError, TransportError
+from bulk.engine.errors import (
+    BadValue,
+    ConfigError,
+    HttpError,
+    RequestError,
+    SelectFailed,
+    TransportError,
+)
 from bulk.engine.http import Answer
-from bulk.engine.pacing import Pacer
+from bulk.engine.reader import format_of
 from bulk.engine.retry import RetryPolicy
-from bulk.tallyfy.apply_job import DEFAULT_BURST, DEFAULT_RATE, make_pacer
-from bulk.tallyfy.client import TallyfyClient
+from bulk.tallyfy.api import Pacing, open_api
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.select_query import SelectError, Selection, cell_text, current_value
-from bulk.tallyfy.values import BadValue
 
 #: The list API's largest page (the server caps per_page at 100).
 PER_PAGE = 100
-_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
-class SelectFailed(Exception):
-    """The list could not be read to its end (a final HTTP error, or no usable answer)."""
+@dataclass(kw_only=True)
+class SelectOptions(Pacing):
+    """What `bulk select` writes; how fast and how patiently is its `Pacing`."""
 
-
-@dataclass
-class SelectOptions:
     output: Path
     format: str | None = None  # from the output's extension when None
     limit: int | None = None
-    rate: float | str = DEFAULT_RATE  # requests/s (a ceiling), or "auto"
-    burst: int = DEFAULT_BURST
-    max_attempts: int = 5
-    timeout: float = 30.0
-    backoff: RetryPolicy = field(default_factory=RetryPolicy)
-
-    @property
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_attempts=self.max_attempts, base=self.backoff.base, cap=self.backoff.cap
-        )
 
     def output_format(self) -> str:
         if self.format is not None:
             return self.format
-        found = _EXTENSIONS.get(self.output.suffix.lower())
+        found = format_of(self.output)
         if found is None:
             raise ConfigError(
                 f"{self.output.name}: cannot tell the format from the extension "
@@ -131,11 +121,9 @@ async def select(
     progress = progress or Progress(None)
     summary = SelectSummary(options.output, selection.target.name)
     started = time.monotonic()
-    pacer = make_pacer(options.rate, options.burst, clock)
-    policy = options.policy
     needed = selection.needed()
     try:
-        await _pages(selection, options, client_args=(connection, pacer, policy), clock=clock,
+        await _pages(selection, options, connection, clock=clock,
                      out_format=out_format, needed=needed, summary=summary, progress=progress)
     finally:
         progress.close()
@@ -143,15 +131,12 @@ async def select(
     return summary
 
 
-async def _pages(selection: Selection, options: SelectOptions, *,
-                 client_args: tuple[Connection, Pacer, RetryPolicy], clock: Clock,
-                 out_format: str, needed: set[str], summary: SelectSummary,
+async def _pages(selection: Selection, options: SelectOptions, connection: Connection, *,
+                 clock: Clock, out_format: str, needed: set[str], summary: SelectSummary,
                  progress: Progress) -> None:
     """Every page in turn, each matching record written as it comes."""
-    connection, pacer, policy = client_args
-    connector = aiohttp.TCPConnector(limit=2)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        client = TallyfyClient(session, connection, pacer, policy, timeout=options.timeout)
+    async with open_api(connection, options, clock, connections=2, one_stream=True) as api:
+        client, policy = api.client, api.policy
         with _AtomicOutput(options.output, selection, out_format) as out:
             page = 1
             params = {**selection.api_params(), "per_page": str(PER_PAGE)}
@@ -186,14 +171,25 @@ async def _pages(selection: Selection, options: SelectOptions, *,
                 done = done or last
                 page += 1
             out.commit()
-        summary.requests = client.http.requests
+        summary.requests = client.requests
 
 
 async def _retried(policy: RetryPolicy, clock: Clock, call: Any) -> Answer:
+    last: RequestError | None = None
     try:
         async for attempt in policy.retrying(clock):
             with attempt:
-                return await call(attempt.retry_state.attempt_number)
+                try:
+                    return await call(attempt.retry_state.attempt_number)
+                except RequestError as exc:
+                    last = exc
+                    raise
+    except OutageError as exc:
+        # The breaker waited the outage out as long as it may: the list cannot be read
+        # to its end now (nothing is written), as its last answer says.
+        said = f" (last: {last.describe()})" if last is not None else ""
+        down = str(exc).partition(";")[0]  # a select starts over: there is no resuming
+        raise SelectFailed(f"{down}{said}") from None
     except HttpError as exc:
         if exc.status == 401:
             raise
@@ -274,5 +270,4 @@ class _AtomicOutput:
             self._temp.unlink(missing_ok=True)
 
 
-__all__ = ["Progress", "SelectFailed", "SelectOptions", "SelectSummary",
-           "select"]
+__all__ = ["Progress", "SelectOptions", "SelectSummary", "select"]

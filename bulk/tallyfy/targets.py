@@ -68,6 +68,15 @@ class Target:
     path: str  # API path segment: "runs" | "checklists"
     id_columns: tuple[str, ...]
     fields: Mapping[str, FieldSpec]  # updatable fields, named exactly as the API names them
+    #: The id column `bulk select` and `bulk undo` write (one of `id_columns`).
+    id_column: str
+    #: What a person calls a record: `--name` filters on it; shown beside its id (select's
+    #: ref. column, the ledger).
+    name_field: str
+    #: What a select without --set or --columns writes as expect.* columns.
+    select_columns: tuple[str, ...]
+    #: Fields a read returns that no PUT changes: usable in `--where` and `{placeholders}`.
+    read_only: tuple[str, ...]
     required_on_put: tuple[str, ...] = ()
     #: The lists every PUT re-sends whole (an absent one is wiped), merged with the row.
     membership: tuple[str, ...] = ("users", "groups")
@@ -89,8 +98,6 @@ class Target:
     #: Fields a write's answer never shows, changed or not (a task PUT answer omits
     #: `summary`): see ``not_shown``.
     unechoed: tuple[str, ...] = ()
-    #: What a person calls a record: shown beside its id (select's ref. column, the ledger).
-    name_field: str = "title"
 
     @property
     def preflight_path(self) -> str:
@@ -178,7 +185,11 @@ RUNS = Target(
     name="runs",
     path="runs",
     id_columns=("id", "run_id"),
+    id_column="run_id",
     name_field="name",
+    select_columns=("name", "owner_id", "users", "groups"),
+    read_only=("id", "increment_id", "status", "checklist_id", "checklist_title", "started_by",
+               "created_at", "started_at", "last_updated", "completed_at", "archived_at"),
     fields=_fields(
         FieldSpec("name", TEXT, max_length=550, non_empty=True),
         FieldSpec("summary", TEXT),
@@ -200,6 +211,10 @@ TEMPLATES = Target(
     name="templates",
     path="checklists",
     id_columns=("id", "checklist_id", "template_id"),
+    id_column="checklist_id",
+    name_field="title",
+    select_columns=("title", "owner_id", "users", "groups"),
+    read_only=("id", "created_at", "last_updated", "archived_at"),
     fields=_fields(
         FieldSpec("title", TEXT, max_length=250, non_empty=True),
         FieldSpec("summary", TEXT),
@@ -227,6 +242,11 @@ TASKS = Target(
     path="tasks",
     list_path="runs",
     id_columns=("task_id",),
+    id_column="task_id",
+    name_field="title",
+    select_columns=("title", "users", "guests", "groups"),
+    read_only=("id", "run_id", "checklist_id", "status", "position", "is_oneoff_task",
+               "completed_at", "created_at", "last_updated"),
     fields=_fields(
         FieldSpec("title", TEXT, max_length=600, non_empty=True),
         FieldSpec("summary", TEXT),

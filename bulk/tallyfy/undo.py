@@ -25,9 +25,10 @@ from typing import Any, TextIO
 
 from bulk.engine.errors import ConfigError
 from bulk.engine.ledger import IN_DOUBT, OK, Entry, Ledger, open_existing
+from bulk.engine.reader import format_of
 from bulk.tallyfy.apply_job import DRY_RUN
-from bulk.tallyfy.plan import prerun_values
-from bulk.tallyfy.select_query import ID_COLUMN, cell_text
+from bulk.tallyfy.compare import prerun_values
+from bulk.tallyfy.select_query import cell_text
 from bulk.tallyfy.targets import (
     CLEAR,
     EXPECT_PREFIX,
@@ -42,7 +43,6 @@ from bulk.tallyfy.targets import (
 #: Which ledger rows an undo may take: done ones, and in-doubt ones (their write may have
 #: landed; if it did not, the record already shows the before-value and nothing is sent).
 UNDOABLE = (OK, IN_DOUBT)
-_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 @dataclass
@@ -74,7 +74,7 @@ def job_of(ledger: Ledger) -> tuple[Target, str]:
 def write_undo(ledger_path: Path, output: Path, *, statuses: Iterable[str] = (OK,),
                format: str | None = None) -> UndoSummary:
     """Write the undo input for the ledger's rows with these statuses (atomically)."""
-    out_format = format or _EXTENSIONS.get(output.suffix.lower())
+    out_format = format or format_of(output)
     if out_format is None:
         raise ConfigError(f"{output.name}: cannot tell the format from the extension "
                           "(use .jsonl or .csv, or --format)")
@@ -165,7 +165,7 @@ class _Writer:
         self.handle = handle
         self.target = target
         self.format = out_format
-        self.id_column = ID_COLUMN[target.name]
+        self.id_column = target.id_column
         self._csv: Any = None
         self._columns: list[str] = []
 

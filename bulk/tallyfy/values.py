@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from bulk.engine.errors import BadValue
 from bulk.engine.reader import MAX_JSON_DEPTH, json_too_deep
 from bulk.tallyfy.targets import (
     BOOL,
@@ -47,10 +48,6 @@ _CONTROL_NAMES = {0: "NUL", 0x1B: "ESC", 0x7F: "DEL"}
 _TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+").fullmatch
 _BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
-
-
-class BadValue(ValueError):
-    """A value does not fit its column; the caller adds file, row and column."""
 
 
 Converter = Callable[[Any], Any]
@@ -362,7 +359,6 @@ def show(value: Any, limit: int = 60) -> str:
 
 
 __all__ = [
-    "BadValue",
     "Converter",
     "Email",
     "converters_for",

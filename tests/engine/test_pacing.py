@@ -1,7 +1,7 @@
 """The pacer: a steady rate with a small burst, and a cooldown every caller obeys.
 
 These run in looptime's fake loop time, so the rate is checked exactly and instantly.
-The rates are powers of two (8/s: 0.125 s apart) on purpose: aiolimiter's leak
+The rates are powers of two (8/s: 0.125 s apart) on purpose: the pacer's slot
 arithmetic in floats (0.3 - 0.2 != 0.1) leaves a residue of ~1e-16 that a real clock
 simply passes, but looptime's 1e-6-resolution clock never moves past, so a rate such as
 10/s spins forever at one fake instant under looptime. Binary-exact intervals avoid it.
