@@ -153,9 +153,13 @@ class TransportError(Exception):
     #: Set when it came during an outage the breaker declared (spends no attempt).
     outage: bool = False
 
-    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+    def __init__(self, message: str, *, method: str = "", path: str = "",
+                 sent: bool = True) -> None:
         self.method = method
         self.path = path
+        #: False when no byte of the request left (no connection was made): a write
+        #: that ends so is not in doubt. True whenever it cannot be told.
+        self.sent = sent
         super().__init__(f"{message}{f' ({method} {path})' if method else ''}")
 
 

@@ -112,6 +112,9 @@ class Entry:
     #: The error in words common to every row it hits (no record id), for grouping;
     #: not stored.
     reason: str | None = None
+    #: `ok` because a read after the write showed the change (not the write's answer);
+    #: counted in the summary, not stored.
+    read_back: bool = False
 
 
 def now_iso() -> str:

@@ -200,6 +200,7 @@ async def execute(
             max_failures=options.max_failures,
             clock=clock,
             second_chance_pause=options.second_chance_pause,
+            key_of=record_key(job.parser.id_column),
             before_first_row=lambda: preflight(
                 session, job.connection, job.target, api_headers(job.connection), clock
             ),
@@ -223,6 +224,17 @@ async def execute(
         summary.outage_seconds = breaker.outage_seconds
     job.ledger.set_meta(finished_at=now_iso(), outcome=summary.outcome)
     return summary
+
+
+def record_key(id_column: str) -> Callable[[RawRow], str | None]:
+    """The record a row names, as the pool orders rows by it: rows of one record run one
+    at a time, in file order (a row without a readable id names none, and waits on none)."""
+
+    def key(raw: RawRow) -> str | None:
+        value = raw.values.get(id_column) if raw.values else None
+        return value.strip().lower() or None if isinstance(value, str) else None
+
+    return key
 
 
 def _numbered(

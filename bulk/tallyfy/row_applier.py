@@ -29,7 +29,7 @@ from bulk.engine.retry import RetryPolicy, should_retry
 from bulk.engine.stops import DEFINITIVE, TRANSIENT
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.expect import find_conflict
-from bulk.tallyfy.plan import LeftAlone, NobodyLeft, PlanError, plan_update, unapplied
+from bulk.tallyfy.plan import LeftAlone, NobodyLeft, Plan, PlanError, plan_update, unapplied
 from bulk.tallyfy.rows import Change, RowParser, Target
 
 #: A PUT is built from a read no older than this when it leaves; older, read again.
@@ -42,9 +42,17 @@ MAX_REREADS = 5
 @dataclass
 class _RowState:
     attempts: int = 0
+    #: A PUT of this row left (its bytes did, and it was not refused) and may have landed;
+    #: `before`/`after` are that PUT's: the record as read just before it, and what it set.
     sent: bool = False
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
+
+    def left(self, plan: Plan) -> None:
+        """A PUT built on `plan` left. It was planned on a read that did not show any
+        earlier PUT of the row landed, so from now on its values are the ones to keep."""
+        self.sent = True
+        self.before, self.after = plan.before, plan.after
 
 
 class RowApplier:
@@ -155,16 +163,21 @@ class RowApplier:
                     # Not one of the row's attempts: this read exists only because of a
                     # cooldown, and the 429 set the next one, which the next read waits out.
                     continue
-            read_at = self.clock.now()
+            # Its age counts from when the request left, not from its answer: the server
+            # may have read the record long before the answer arrived.
+            read_at = read.sent_at if read.sent_at is not None else self.clock.now()
             plan = plan_update(self.target, read.data, change,
                                include_done=self.include_completed)
             if plan is None:
-                status = OK if state.sent else UNCHANGED
-                return _entry(base, status, state, read.status, read.request_id)
+                entry = _entry(base, OK if state.sent else UNCHANGED, state, read.status,
+                               read.request_id)
+                entry.read_back = state.sent  # our earlier write, seen by reading
+                return entry
             # Checked against the record as read just now, right before the write; only
             # when there is something to write (a record already as asked needs no guard).
             conflict = find_conflict(read.data, change.expect) if change.expect else None
             if conflict is not None:
+                # An earlier PUT of this row that may have landed keeps its before/after.
                 entry = _entry(base, CONFLICT, state, read.status, read.request_id)
                 entry.error = conflict
                 return entry
@@ -173,16 +186,13 @@ class RowApplier:
                 entry = _entry(base, OK, state, read.status, read.request_id)
                 entry.before, entry.after = plan.before, plan.after
                 return entry
-            if not state.sent:
-                # No write has left yet: the before-values are the record as last read.
-                state.before, state.after = plan.before, plan.after
-                marked = context.doubt_entry
-                if marked is None or (marked.before, marked.after) != (plan.before, plan.after):
-                    # The mark carries them (see _entry): a crash after the PUT lands
-                    # must not lose them.
-                    await context.mark_in_doubt(
-                        _entry(base, IN_DOUBT, state, read.status, read.request_id)
-                    )
+            marked = context.doubt_entry
+            if marked is None or (marked.before, marked.after) != (plan.before, plan.after):
+                # The mark carries this PUT's before-values: a crash after it lands must
+                # not lose them.
+                mark = _entry(base, IN_DOUBT, state, read.status, read.request_id)
+                mark.before, mark.after = plan.before, plan.after
+                await context.mark_in_doubt(mark)
             if holding_slot:
                 await self.client.http.cooled()  # a 429 meanwhile still holds everyone
             else:
@@ -197,18 +207,44 @@ class RowApplier:
                 f"waited more than {MAX_READ_AGE:g} s to send after each of "
                 f"{MAX_REREADS + 1} reads; nothing sent on them"
             )
-        if state.before is None:
-            state.before = plan.before
-        state.after = plan.after
-        state.sent = True
-        written = await self.client.write(self.target, change.record_id, plan.body,
-                                          attempt=number, expect=plan.after, paced=False)
+        written = await self._send(change, plan, state, number)
         wrong = unapplied(plan, written.data)
-        if wrong:
-            raise PlanError(
-                f"the server answered {written.status} but did not apply {', '.join(wrong)}"
-            )
-        return _entry(base, OK, state, written.status, written.request_id)
+        if not wrong:
+            return _entry(base, OK, state, written.status, written.request_id)
+        # The answer does not show the change: what the record holds says if it landed.
+        back = await self.client.read(self.target, change.record_id, attempt=number)
+        still = unapplied(plan, back.data)
+        if not still:
+            entry = _entry(base, OK, state, back.status, back.request_id)
+            entry.read_back = True
+            return entry
+        if len(still) >= len(plan.after):
+            state.sent = False  # none of it landed: nothing to undo
+            state.before = state.after = None
+        raise PlanError(
+            f"the server answered {written.status} but did not apply {', '.join(wrong)} "
+            f"(read back: {', '.join(still)} not as written)"
+        )
+
+    async def _send(self, change: Change, plan: Plan, state: _RowState, number: int) -> Any:
+        """The PUT. `state` takes its values once its bytes left, unless it was refused
+        (a 4xx: not applied); nothing refused before sending is in doubt."""
+        try:
+            written = await self.client.write(self.target, change.record_id, plan.body,
+                                              attempt=number, expect=plan.after, paced=False)
+        except TransportError as exc:
+            if exc.sent:
+                state.left(plan)
+            raise
+        except HttpError as exc:
+            if exc.status >= 500:  # the server may have applied it, then failed
+                state.left(plan)
+            raise
+        except AmbiguousAnswer:
+            state.left(plan)  # a 2xx that does not show it: the next attempt reads it back
+            raise
+        state.left(plan)
+        return written
 
     @staticmethod
     def _failed(
@@ -242,8 +278,9 @@ def _remark(entry: Entry, status: str) -> Entry:
 def _entry(
     base: Entry, status: str, state: _RowState, http_status: int | None, request_id: str | None
 ) -> Entry:
-    # The in-doubt mark is made before `sent` is set, and must carry the before-values.
-    changed = status == IN_DOUBT or (status in (OK, FAILED) and state.sent)
+    # Before/after are those of a PUT that may have landed, whatever the row ends as (so
+    # undo covers it); none when no PUT left. The in-doubt mark sets its own.
+    changed = state.sent
     return Entry(
         row=base.row,
         status=status,
