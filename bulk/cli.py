@@ -295,8 +295,10 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
               help="The undo input to write (.jsonl, or .csv when every value fits a cell).")
 @click.option("--format", type=click.Choice(["csv", "jsonl"]),
               help="Output format (default: from the extension).")
-@click.option("--status", multiple=True, type=click.Choice(["ok", "in_doubt"]),
-              help="Ledger rows to undo (default ok; repeatable).")
+@click.option("--status", multiple=True,
+              type=click.Choice(["ok", "in_doubt", "conflict", "failed"]),
+              help="Ledger rows to undo (default: every row whose write may have landed, "
+                   "whatever it ended as; repeatable).")
 @click.option("--apply", "apply_now", is_flag=True,
               help="Run the undo at once (like bulk apply, with its own ledger).")
 @click.option("--ledger", "undo_ledger", type=_File(),

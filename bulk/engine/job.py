@@ -444,6 +444,8 @@ class Job:
             entry = self._internal_error(item, context, exc)
         if was_in_doubt and entry.status in TERMINAL:
             self.summary.settled += 1
+        if entry.read_back:
+            self.summary.read_back += 1
         self._record(entry)
         self.summary.done[entry.status] += 1
         self._observer.advance(entry)

@@ -14,6 +14,7 @@ class Summary:
     done: Counter[str] = field(default_factory=Counter)  # outcomes recorded by this run
     skipped: int = 0  # rows already finished by an earlier run
     settled: int = 0  # in-doubt rows from an earlier run that this run settled
+    read_back: int = 0  # rows `ok` because a read after the write showed it landed
     ledger_counts: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     requests: int = 0  # HTTP requests sent by this run
@@ -49,6 +50,8 @@ class Summary:
             head = f"dry run {head}, nothing written (ok = would change)"
         counts = self.ledger_counts
         parts = [f"{name} {counts.get(name, 0)}" for name in ("ok", "unchanged", "invalid")]
+        if self.read_back:
+            parts[0] += f" ({self.read_back} confirmed by reading back)"
         parts.append(f"failed {counts.get('failed', 0)}")
         if counts.get("conflict"):
             parts.append(f"conflict {counts['conflict']}")

@@ -58,7 +58,7 @@ async def test_dry_run_keeps_the_order_too(tmp_path: Path) -> None:
         rows = [{"id": rid, "name": f"{label} {rid[:4]}"} for label in ("a", "b")
                 for rid in ids]
         path = write_jsonl(tmp_path / "twice.jsonl", rows)
-        summary, entries = await run_job(sandbox, path, concurrency=16, dry_run=True)
+        _summary, entries = await run_job(sandbox, path, concurrency=16, dry_run=True)
         assert [e.row for e in entries] == list(range(1, len(rows) + 1))
         assert {e.status for e in entries} == {"ok"}
 

@@ -122,13 +122,13 @@ async def test_a_transient_failure_and_its_followers_run_again_in_order_at_the_e
 async def test_parked_rows_stay_few_however_many_rows_name_one_key(ledger: Ledger) -> None:
     watch = Watch()
     job = make_job(ledger, "a" * 3000, watch, concurrency=2)
-    job._order.limit = 10  # noqa: SLF001 - the bound under test
+    job._order.limit = 10
     peak = 0
 
     async def sample() -> None:
         nonlocal peak
         while True:
-            peak = max(peak, job._order._parked)  # noqa: SLF001
+            peak = max(peak, job._order._parked)
             await asyncio.sleep(0)
 
     sampler = asyncio.create_task(sample())
