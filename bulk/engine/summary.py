@@ -25,6 +25,7 @@ class Summary:
     rate_limited: int = 0  # 429s met
     pauses: int = 0  # shared pauses they imposed
     outage_seconds: float = 0.0  # the API unreachable, every worker waiting
+    kept_ledger: Path | None = None  # a fresh start kept the previous ledger here
 
     @property
     def exit_code(self) -> int:
@@ -66,6 +67,7 @@ class Summary:
         if self.second_chance:
             settled += f", {self.second_chance} tried again at the end"
         reason = f" ({self.aborted})" if self.aborted else ""
+        kept = f" (the previous one kept as {self.kept_ledger})" if self.kept_ledger else ""
         met = ""
         if self.rate_limited or self.pauses or self.outage_seconds:
             met = (f" | met {self.rate_limited} 429s, {self.pauses} pauses, "
@@ -73,5 +75,5 @@ class Summary:
         return (
             f"{head}{reason}: {self.total} rows: {', '.join(parts)} | "
             f"{this_run} processed in {self.elapsed:.1f}s ({rate:.0f} rows/s){resumed}{settled}"
-            f"{met} | ledger {self.ledger_path}"
+            f"{met} | ledger {self.ledger_path}{kept}"
         )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,7 @@ import aiohttp
 
 from bulk.engine.breaker import DEFAULT_OUTAGE_LIMIT, Breaker
 from bulk.engine.clock import Clock, LoopClock
-from bulk.engine.errors import (
-    ConfigError,
-    InputError,
-)
+from bulk.engine.errors import AuthError, ConfigError, InputError, StopJob
 from bulk.engine.http import open_session, require_resend_switch
 from bulk.engine.job import Job, Observer, Summary
 from bulk.engine.ledger import (
@@ -88,6 +87,44 @@ class PreparedJob:
     ledger: Ledger
     resumed: bool
     ignored_columns: frozenset[str] = frozenset()
+    fingerprint: dict[str, str] = field(default_factory=dict)
+    #: --fresh on a ledger that holds a job: it is kept aside (renamed) once the
+    #: preflight passes, never before (a wrong token must not cost the last job's ledger).
+    fresh_pending: bool = False
+    #: Where the previous ledger was kept, once it was.
+    kept_ledger: Path | None = None
+
+    def start_fresh(self) -> Path:
+        """Keep the previous ledger beside the new one, named with its finish time, and
+        start the new one. Nothing is deleted."""
+        path = self.ledger.path
+        finished = self.ledger.meta().get("finished_at") or ""
+        self.ledger.close()
+        kept = kept_ledger_path(path, finished)
+        path.rename(kept)
+        ledger = Ledger(path)
+        try:
+            ledger.claim(self.fingerprint, fresh=True)
+            _stamp(ledger, self.options, self.target, self.connection, self.total)
+        except BaseException:
+            ledger.close()
+            raise
+        self.ledger, self.fresh_pending, self.kept_ledger = ledger, False, kept
+        return kept
+
+
+def kept_ledger_path(path: Path, finished_at: str) -> Path:
+    """`x.csv.ledger.db` -> `x.csv.ledger.<finish time>.db` (never an existing file)."""
+    stamp = re.sub(r"[^0-9T]", "", finished_at.split(".")[0].split("+")[0])
+    if not stamp:  # it never finished (it stopped hard): when it was last written
+        stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%S")
+    stem = path.name[: -len(".db")] if path.name.endswith(".db") else path.name
+    for n in range(1, 1000):
+        suffix = f"-{n}" if n > 1 else ""
+        kept = path.with_name(f"{stem}.{stamp}Z{suffix}.db")
+        if not kept.exists():
+            return kept
+    raise ConfigError(f"{path}: too many kept ledgers beside it; move some away")
 
 
 def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
@@ -110,23 +147,34 @@ def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
     if options.dry_run:
         fingerprint["mode"] = DRY_RUN
     ledger = Ledger(options.ledger_path)
+    fresh_pending = False
     try:
         fresh = options.fresh
         if options.dry_run:
-            fresh = _rehearsal_ledger(ledger)
-        resumed = ledger.claim(fingerprint, fresh=fresh)
-        ledger.set_meta(
-            input=str(options.input), target=target.name, org=connection.org_id,
-            base_url=connection.base_url, rows=str(scanned.rows),
-            started_at=now_iso(), finished_at="", outcome="running",
-            options=json.dumps(_shown_options(options)),
-        )
+            fresh = _rehearsal_ledger(ledger)  # a rehearsal's own ledger: nothing to undo
+        elif fresh and "fingerprint" in ledger.meta():
+            fresh_pending = True  # kept aside after the preflight (PreparedJob.start_fresh)
+        if fresh_pending:
+            resumed = False
+        else:
+            resumed = ledger.claim(fingerprint, fresh=fresh)
+            _stamp(ledger, options, target, connection, scanned.rows)
     except BaseException:
         ledger.close()
         raise
     parser = RowParser(target, id_column, input_file.name, scanned.format)
     return PreparedJob(options, connection, target, input_file, parser, scanned.rows,
-                       ledger, resumed, ignored)
+                       ledger, resumed, ignored, fingerprint, fresh_pending)
+
+
+def _stamp(ledger: Ledger, options: ApplyOptions, target: Target, connection: Connection,
+           rows: int) -> None:
+    ledger.set_meta(
+        input=str(options.input), target=target.name, org=connection.org_id,
+        base_url=connection.base_url, rows=str(rows),
+        started_at=now_iso(), finished_at="", outcome="running",
+        options=json.dumps(_shown_options(options)),
+    )
 
 
 DRY_RUN = "dry-run"
@@ -171,6 +219,10 @@ async def execute(
     """Run a prepared job against the API; returns the summary (ledger left open)."""
     options = job.options
     clock = clock or LoopClock()
+    if job.fresh_pending:
+        stopped = await _preflight_then_keep(job, clock)
+        if stopped is not None:
+            return stopped
     pacer = make_pacer(options.rate, options.burst, clock)
     # What held the job back, as it happens, for `bulk report`.
     record = job.ledger.record_event
@@ -201,7 +253,7 @@ async def execute(
             clock=clock,
             second_chance_pause=options.second_chance_pause,
             key_of=record_key(job.parser.id_column),
-            before_first_row=lambda: preflight(
+            before_first_row=None if job.kept_ledger else lambda: preflight(
                 session, job.connection, job.target, api_headers(job.connection), clock
             ),
         )
@@ -222,8 +274,28 @@ async def execute(
         summary.requests = client.http.requests
         summary.rate_limited, summary.pauses = pacer.rate_limited, pacer.pauses
         summary.outage_seconds = breaker.outage_seconds
+    summary.kept_ledger = job.kept_ledger
     job.ledger.set_meta(finished_at=now_iso(), outcome=summary.outcome)
     return summary
+
+
+async def _preflight_then_keep(job: PreparedJob, clock: Clock) -> Summary | None:
+    """--fresh: the preflight first; only once it passes is the previous ledger kept aside
+    (renamed) and a new one started. A failed preflight leaves the ledger as it was and
+    returns the job's summary (aborted); a wrong setting raises ConfigError as always."""
+    async with open_session(aiohttp.TCPConnector(limit=1)) as session:
+        try:
+            await preflight(session, job.connection, job.target, api_headers(job.connection),
+                            clock)
+        except (AuthError, StopJob) as exc:
+            summary = Summary(ledger_path=job.ledger.path, total=job.total)
+            summary.aborted = (f"authentication failed: {exc.describe()}"
+                               if isinstance(exc, AuthError) else str(exc))
+            summary.aborted += "; --fresh: the previous ledger is kept as it was"
+            summary.ledger_counts = job.ledger.counts()
+            return summary
+    job.start_fresh()
+    return None
 
 
 def record_key(id_column: str) -> Callable[[RawRow], str | None]:
