@@ -57,6 +57,6 @@ async def test_a_list_that_never_holds_still_exits_1_and_writes_nothing(
         tmp_path: Path) -> None:
     async with Sandbox(config(runs=250), port=0) as sandbox:
         sandbox.lists.move_after_page(1, "first_to_end", times=10)
-        with pytest.raises(SelectFailed, match="changed while it was paged.*run it again"):
+        with pytest.raises(SelectFailed, match=r"changed while it was paged.*run it again"):
             await _select(sandbox, tmp_path / "never.csv")
         assert not (tmp_path / "never.csv").exists()
