@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from bulk.engine.clock import Clock, LoopClock
+from bulk.engine.csv_cells import protect
 from bulk.engine.errors import ConfigError, HttpError, TransportError
 from bulk.engine.http import Answer
 from bulk.engine.pacing import Pacer
@@ -329,7 +330,7 @@ class _AtomicOutput:
         self._file = os.fdopen(handle, "w", encoding="utf-8", newline="")
         if self.format == "csv":
             self._csv = csv.writer(self._file, lineterminator="\n")
-            self._csv.writerow(self.selection.header())
+            self._csv.writerow([protect(name) for name in self.selection.header()])
         return self
 
     def write(self, record: dict[str, Any]) -> None:
@@ -349,7 +350,8 @@ class _AtomicOutput:
             ids = [cells[name] for name in selection.id_cells(record)]
             row = [*ids, *(cells[s.column] for s in selection.sets),
                    *(cell_text(value) for value in expect.values())]
-            self._csv.writerow(row)
+            # No cell runs as a formula in a spreadsheet; apply reads it back exactly.
+            self._csv.writerow([protect(str(cell)) for cell in row])
         else:
             if expect:
                 cells["expect"] = expect

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from bulk.engine.csv_cells import protect
 from bulk.engine.errors import ConfigError
 from bulk.engine.ledger import CONFLICT, FAILED, IN_DOUBT, OK, Entry, Ledger, open_existing
 from bulk.tallyfy.apply_job import DRY_RUN
@@ -226,7 +227,7 @@ class _Writer:
         if missing:
             raise ConfigError(f"ledger row {number}: a kick-off column {missing[0]} a CSV "
                               "undo cannot hold; write the undo as .jsonl")
-        self._csv.writerow(cells)
+        self._csv.writerow({name: protect(text) for name, text in cells.items()})
 
 
 def _csv_columns(target: Target, id_column: str) -> list[str]:
