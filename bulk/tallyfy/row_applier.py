@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,8 @@ from bulk.tallyfy.expect import find_conflict
 from bulk.tallyfy.plan import LeftAlone, NobodyLeft, Plan, PlanError, plan_update, unapplied
 from bulk.tallyfy.rows import Change, RowParser, Target
 
+#: Records a dry run remembers as its rows would leave them (see RowApplier._would_be).
+DRY_RUN_MEMORY = 10_000
 #: A PUT is built from a read no older than this when it leaves; older, read again.
 MAX_READ_AGE = 2.0
 #: Re-reads in one attempt before giving the attempt up (each one waited out a new
@@ -82,6 +85,10 @@ class RowApplier:
         self.policy = policy
         self.clock = clock
         self.dry_run = dry_run
+        #: Dry run: each record as the rows planned so far would leave it, so a later row
+        #: of one record is planned on what the earlier ones would write (rows of one
+        #: record run one at a time, in file order). The latest few thousand records.
+        self._would_be: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     async def __call__(self, item: WorkItem, context: RowContext) -> Entry:
         entry = await self._apply(item, context)
@@ -166,7 +173,9 @@ class RowApplier:
             # Its age counts from when the request left, not from its answer: the server
             # may have read the record long before the answer arrived.
             read_at = read.sent_at if read.sent_at is not None else self.clock.now()
-            plan = plan_update(self.target, read.data, change,
+            record = self._would_be.get(change.record_id, read.data) if self.dry_run \
+                else read.data
+            plan = plan_update(self.target, record, change,
                                include_done=self.include_completed)
             if plan is None:
                 entry = _entry(base, OK if state.sent else UNCHANGED, state, read.status,
@@ -185,6 +194,7 @@ class RowApplier:
                 # What a real run would write, recorded as `ok` in the dry run's own ledger.
                 entry = _entry(base, OK, state, read.status, read.request_id)
                 entry.before, entry.after = plan.before, plan.after
+                self._remember(change.record_id, record, plan)
                 return entry
             marked = context.doubt_entry
             if marked is None or (marked.before, marked.after) != (plan.before, plan.after):
@@ -245,6 +255,18 @@ class RowApplier:
             raise
         state.left(plan)
         return written
+
+    def _remember(self, record_id: str, record: dict[str, Any], plan: Plan) -> None:
+        would_be = dict(record)
+        for name, value in plan.after.items():
+            if isinstance(value, dict) and isinstance(would_be.get(name), dict):
+                would_be[name] = {**would_be[name], **value}  # kick-off values, by key
+            elif not isinstance(value, dict):
+                would_be[name] = value
+        self._would_be[record_id] = would_be
+        self._would_be.move_to_end(record_id)
+        while len(self._would_be) > DRY_RUN_MEMORY:
+            self._would_be.popitem(last=False)
 
     @staticmethod
     def _failed(

@@ -63,6 +63,24 @@ async def test_dry_run_keeps_the_order_too(tmp_path: Path) -> None:
         assert {e.status for e in entries} == {"ok"}
 
 
+async def test_a_dry_run_plans_each_row_on_what_the_rows_before_it_would_write(
+        tmp_path: Path) -> None:
+    async with Sandbox(config(runs=4), host="127.0.0.1", port=0) as sandbox:
+        ids = run_ids(sandbox)
+        members = sorted(sandbox.store.member_ids())
+        joiner = {rid: next(m for m in members if m not in sandbox.store.runs[rid]["users"])
+                  for rid in ids}
+        rows = _mixed_rows(ids, joiner)
+        path = write_jsonl(tmp_path / "batch.jsonl", rows)
+        _summary, entries = await run_job(sandbox, path, concurrency=8, dry_run=True)
+        # As the real run: the add, the rename and the remove each change something.
+        assert [e.status for e in entries] == ["ok"] * len(rows)
+        for entry, row in zip(entries, rows, strict=True):
+            if "remove_users" in row:
+                assert joiner[str(row["id"])] in entry.before["users"]
+        assert sandbox.stats.writes_per_record == {}
+
+
 def test_the_key_is_the_record_id_as_the_parser_reads_it(tmp_path: Path) -> None:
     from bulk.engine.reader import RawRow
     from bulk.tallyfy.apply_job import record_key
