@@ -90,3 +90,23 @@ def test_the_key_is_the_record_id_as_the_parser_reads_it(tmp_path: Path) -> None
     assert key(RawRow(2, {"id": 7}, None)) is None
     assert key(RawRow(3, None, "broken")) is None
     assert ApplyOptions and prepare and connection_to  # the helpers this module shares
+
+
+async def test_undo_of_several_rows_on_one_record_puts_back_the_first_before_value(
+        tmp_path: Path) -> None:
+    from bulk.tallyfy.undo import write_undo
+
+    async with Sandbox(config(runs=3), host="127.0.0.1", port=0) as sandbox:
+        ids = run_ids(sandbox)
+        first = {rid: sandbox.store.runs[rid]["name"] for rid in ids}
+        rows = [{"id": rid, "name": f"{step} {rid[:4]}"} for step in ("B", "C", "D")
+                for rid in ids]
+        path = write_jsonl(tmp_path / "thrice.jsonl", rows)
+        ledger = tmp_path / "thrice.ledger.db"
+        summary, _ = await run_job(sandbox, path, ledger=ledger, concurrency=8)
+        assert summary.exit_code == 0
+        undo = tmp_path / "undo.jsonl"
+        write_undo(ledger, undo)
+        result, entries = await run_job(sandbox, undo, concurrency=8)
+        assert result.exit_code == 0, [(e.status, e.error) for e in entries]
+        assert {rid: sandbox.store.runs[rid]["name"] for rid in ids} == first
