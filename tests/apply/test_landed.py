@@ -195,3 +195,24 @@ async def test_an_answer_that_does_not_show_the_change_and_did_not_land_is_faile
     assert entries[0].before is None and entries[0].after is None
     assert "did not apply name" in (entries[0].error or "")
     assert json.dumps(summary.read_back) == "0"
+
+
+async def test_a_write_left_in_doubt_keeps_its_before_after_and_undo_restores_exactly(
+        front: Front, tmp_path: Path) -> None:
+    sandbox = front.sandbox
+    rid = run_ids(sandbox, 1)[0]
+    old = sandbox.store.runs[rid]["name"]
+
+    async def landed_503(f: Front, request: web.Request, body: bytes) -> web.Response:
+        await f.forward(request, body)  # it lands
+        return web.Response(status=503, text="<html>503</html>", content_type="text/html")
+
+    front.hooks["PUT"] = landed_503
+    path = write_jsonl(tmp_path / "r.jsonl", [{"id": rid, "name": "In doubt"}])
+    ledger = tmp_path / "d.ledger.db"
+    _summary, entries = await run_through(front, path, ledger=ledger, max_attempts=1)
+    assert (entries[0].status, entries[0].before, entries[0].after) == (
+        "in_doubt", {"name": old}, {"name": "In doubt"})
+    front.hooks.clear()
+    await _undo(sandbox, tmp_path, ledger)
+    assert sandbox.store.runs[rid]["name"] == old
