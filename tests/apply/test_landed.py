@@ -216,3 +216,33 @@ async def test_a_write_left_in_doubt_keeps_its_before_after_and_undo_restores_ex
     front.hooks.clear()
     await _undo(sandbox, tmp_path, ledger)
     assert sandbox.store.runs[rid]["name"] == old
+
+
+async def test_a_later_row_waits_for_an_earlier_row_in_doubt_across_runs(
+        front: Front, tmp_path: Path) -> None:
+    # Row 1's PUT lands but is answered 503 (in doubt); row 2 renames the same run again.
+    # Row 2 must not run before row 1 is settled: this run leaves it pending, the next
+    # settles row 1 (read back, no second write) and then runs row 2: row 2's name wins.
+    sandbox = front.sandbox
+    rid, other = run_ids(sandbox, 2)
+
+    async def landed_503(f: Front, request: web.Request, body: bytes) -> web.Response:
+        await f.forward(request, body)
+        front.hooks.clear()
+        return web.Response(status=503, text="<html>503</html>", content_type="text/html")
+
+    front.hooks["PUT"] = landed_503
+    path = write_jsonl(tmp_path / "r.jsonl", [{"id": rid, "name": "First"},
+                                              {"id": other, "name": "Other"},
+                                              {"id": rid, "name": "Second"}])
+    ledger = tmp_path / "o.ledger.db"
+    summary, entries = await run_through(front, path, ledger=ledger, max_attempts=1)
+    assert [e.status for e in entries] == ["in_doubt", "ok", "pending"]
+    assert sandbox.store.runs[rid]["name"] == "First"
+    assert summary.exit_code == 1
+
+    summary, entries = await run_through(front, path, ledger=ledger)
+    assert [e.status for e in entries] == ["ok", "ok", "ok"]
+    assert sandbox.store.runs[rid]["name"] == "Second"
+    assert entries[0].before is not None and entries[2].before == {"name": "First"}
+    assert sandbox.stats.writes_per_record[rid] == 2  # row 1 was not written twice
