@@ -246,3 +246,21 @@ async def test_a_later_row_waits_for_an_earlier_row_in_doubt_across_runs(
     assert sandbox.store.runs[rid]["name"] == "Second"
     assert entries[0].before is not None and entries[2].before == {"name": "First"}
     assert sandbox.stats.writes_per_record[rid] == 2  # row 1 was not written twice
+
+
+async def test_an_answer_in_another_shape_is_read_back_at_once(front: Front,
+                                                                 tmp_path: Path) -> None:
+    # One attempt only: the read-back is part of it, not a retry that attempts may lack.
+    sandbox = front.sandbox
+    rid = run_ids(sandbox, 1)[0]
+
+    async def landed_odd(f: Front, request: web.Request, body: bytes) -> web.Response:
+        await f.forward(request, body)
+        return web.json_response({"data": {}})
+
+    front.hooks["PUT"] = landed_odd
+    path = write_jsonl(tmp_path / "r.jsonl", [{"id": rid, "name": "Odd shape"}])
+    summary, entries = await run_through(front, path, max_attempts=1)
+    assert entries[0].status == "ok", entries[0].error
+    assert summary.read_back == 1
+    assert front.methods == ["GET", "PUT", "GET"]
