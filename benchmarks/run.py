@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import loop, quota, report_big, sandbox_rps, tasks
+from benchmarks import loop, ordering, quota, report_big, sandbox_rps, tasks
 from benchmarks._measure import measure_apply, measure_resume, measure_sdk
 from benchmarks._plan import CONCURRENCIES, FULL, LATENCIES, QUICK, SDK_MODES, Results, Sizes
 from benchmarks._procs import Sandbox
@@ -108,11 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         big_report = report_big.measure(Path(tmp), 50_000 if args.quick else 1_000_000)
         say("tasks: a leaver handover beside the SDK's loop")
         task_results = tasks.measure(Path(tmp), quick=args.quick, say=say)
+        say("per-record ordering: 10% repeated records beside none")
+        order_results = ordering.measure(Path(tmp), quick=args.quick, say=say)
     text, all_passed = render(results)
     if results.loop is not None:
         text += "\n" + loop.render(results.loop)
     text = text.rstrip("\n") + "\n\n" + "\n".join(report_big.section(big_report))
     text = text.rstrip("\n") + "\n\n" + tasks.render(task_results)
+    text = text.rstrip("\n") + "\n\n" + ordering.render(order_results)
     if args.output is None:
         print(text)
     else:

@@ -265,8 +265,10 @@ def select_(target: str, set_: tuple[str, ...], **flags: Any) -> None:
 @click.argument("job_ledger", metavar="LEDGER", type=_File())
 @click.option("--output", "-o", type=_File(),
               help="The undo input to write (.jsonl, or .csv when every value fits a cell).")
-@click.option("--status", multiple=True, type=click.Choice(["ok", "in_doubt"]),
-              help="Ledger rows to undo (default ok; repeatable).")
+@click.option("--status", multiple=True,
+              type=click.Choice(["ok", "in_doubt", "conflict", "failed"]),
+              help="Ledger rows to undo (default: every row whose write may have landed, "
+                   "whatever it ended as; repeatable).")
 @click.option("--apply", "apply_now", is_flag=True,
               help="Run the undo at once (like bulk apply, with its own ledger).")
 @_table_options(UNDO)

@@ -214,11 +214,11 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="answer-of-another-record-accepted",
-        promise="a 2xx must show the record asked for, else the write is in doubt",
+        promise="a 2xx must show the record asked for, else the record is read back",
         file="bulk/tallyfy/client.py",
         old='        if str(record.get("id", "")).strip().lower() != record_id:\n',
         new="        if False:\n",
-        tests=(f"{_ANSWERS}::test_a_put_answered_without_the_record_ends_in_doubt",),
+        tests=(f"{_ANSWERS}::test_a_put_answered_without_the_record_is_read_back_and_fails_if_not_there",),
     ),
     Mutant(
         # In row_applier.py, which colleagues are reshaping: re-point after their merge.

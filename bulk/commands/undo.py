@@ -38,7 +38,7 @@ def undo_command(
     from bulk.commands.apply import apply_job, next_steps
     from bulk.commands.confirm import NotConfirmed, terminal_ask
     from bulk.tallyfy.apply_job import ApplyOptions
-    from bulk.tallyfy.undo import write_undo
+    from bulk.tallyfy.undo import UNDOABLE, write_undo
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -55,7 +55,7 @@ def undo_command(
         )
     if connection is not None:
         _same_org(ledger, connection.org_id)
-    summary = write_undo(ledger, output, statuses=tuple(flags.get("status") or ("ok",)),
+    summary = write_undo(ledger, output, statuses=tuple(flags.get("status") or UNDOABLE),
                          format=flags.get("format"))
     for line in summary.skipped:
         print(f"bulk: undo: {line}", file=err)

@@ -203,8 +203,12 @@ class TransportError(RequestError):
     Whether a write was applied is unknown, so a write that ends here is in doubt.
     """
 
-    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+    def __init__(self, message: str, *, method: str = "", path: str = "",
+                 sent: bool = True) -> None:
         self.message = message
+        #: False when no byte of the request left (no connection was made): a write
+        #: that ends so is not in doubt. True whenever it cannot be told.
+        self.sent = sent
         super().__init__(method=method, path=path)
 
     def what(self) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,6 +75,8 @@ class Answer:
     status: int
     data: Any
     request_id: str | None
+    #: When the request left (the pacer's clock): how old what it shows may be.
+    sent_at: float | None = field(default=None, compare=False)
 
 
 class JsonHttp:
@@ -175,6 +177,7 @@ class JsonHttp:
         `check` looks at a 2xx body: a reason from it raises AmbiguousAnswer. With
         ``paced=False`` the caller already holds a slot from `slot()`.
         """
+        # The time the request leaves: the age of what its answer shows counts from here.
         sent_at = await self._pacer.acquire() if paced else self._pacer.clock.now()
         self.requests += 1
         payload = None if body is None else json.dumps(body, separators=(",", ":"))
@@ -214,18 +217,20 @@ class JsonHttp:
                             method=method,
                             path=path,
                         )
-                    return Answer(response.status, data, request_id)
+                    return Answer(response.status, data, request_id, sent_at)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 body_data = _parse(raw[:MAX_ERROR_BODY])
         except (TimeoutError, aiohttp.ClientError) as exc:
             failure = _describe(exc)
+            # No connection made: nothing of the request left (a write is not in doubt).
+            sent = not isinstance(exc, aiohttp.ClientConnectorError)
         else:
             failure = None
         if failure is not None:
             # Raised outside the `except`: `from None` only hides aiohttp's exception, it
             # stays reachable as __context__, and a ClientResponseError holds the request's
             # headers, token included.
-            raise TransportError(failure, method=method, path=path)
+            raise TransportError(failure, method=method, path=path, sent=sent)
         error_type = AuthError if response.status == 401 else HttpError
         error = error_type(
             response.status,

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from bulk.engine.clock import Clock, LoopClock
 from bulk.engine.errors import AuthError, LedgerWriteError, StopJob
 from bulk.engine.ledger import FAILED, IN_DOUBT, PENDING, RETRYABLE, TERMINAL, Entry, Ledger
+from bulk.engine.one_at_a_time import OneAtATime
 from bulk.engine.second_chance import SECOND_CHANCE_PAUSE, SecondChance
 from bulk.engine.stops import FailureWatch
 from bulk.engine.summary import Summary
@@ -38,6 +39,8 @@ class WorkItem:
     payload: Any
     #: The entry an earlier run left for this row (in_doubt, pending or failed), if any.
     previous: Entry | None = None
+    #: Items with one key run one at a time, in the order they were fed (None: no order).
+    key: str | None = None
 
 
 class RowContext:
@@ -115,6 +118,7 @@ class Job:
         max_failures: int | None = None,
         clock: Clock | None = None,
         second_chance_pause: float = SECOND_CHANCE_PAUSE,
+        key_of: Callable[[Any], str | None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -132,6 +136,9 @@ class Job:
         self._watch = FailureWatch(max_failures=max_failures)
         self._clock = clock or LoopClock()
         self._later = SecondChance(second_chance_pause)
+        #: The item's key (see WorkItem.key): items of one key never overlap.
+        self._key_of = key_of
+        self._order = OneAtATime(limit=concurrency * 64)
         self._in_queue = 0  # rows handed to the queue and not yet finished
         self._drained: asyncio.Event | None = None
         self.summary = Summary(ledger_path=ledger.path, total=total)
@@ -329,7 +336,11 @@ class Job:
                     await asyncio.sleep(0)
                 continue
             previous = self._ledger.get(row) if status is not None else None
-            await self._put(queue, WorkItem(row, payload, previous))
+            await self._put(queue, self._item(row, payload, previous))
+
+    def _item(self, row: int, payload: Any, previous: Entry | None) -> WorkItem:
+        key = self._key_of(payload) if self._key_of is not None else None
+        return WorkItem(row, payload, previous, key)
 
     async def _put(self, queue: asyncio.Queue[WorkItem | None], item: WorkItem) -> None:
         assert self._drained is not None
@@ -355,25 +366,61 @@ class Job:
                 return
             self.summary.done[entry.status] -= 1  # counted again when it ends
             self.summary.second_chance += 1
-            await self._put(queue, WorkItem(row, payload, entry))
+            await self._put(queue, self._item(row, payload, entry))
 
     async def _work(self, queue: asyncio.Queue[WorkItem | None]) -> None:
+        order = self._order
         while not self._stopping:
-            item = await queue.get()
+            await order.room()  # items parked behind their key stay few
+            item: WorkItem | None = await queue.get()
             if item is None or self._stopping:
                 return
+            if not order.take(item.key, item):
+                continue  # parked: the worker on its key runs it after the one before
+            key = item.key
             task = asyncio.current_task()
             assert task is not None
             self._busy.add(task)
             try:
-                await self._process(item)
+                # This worker owns the key until every item parked behind it is done.
+                while item is not None and not self._stopping:
+                    await self._process_in_order(item)
+                    self._finished_one()
+                    item = order.next_for(key)
             finally:
                 self._busy.discard(task)
-                self._in_queue -= 1
-                if self._in_queue == 0 and self._drained is not None:
-                    self._drained.set()
+                order.release(key)
 
-    async def _process(self, item: WorkItem) -> None:
+    def _finished_one(self) -> None:
+        self._in_queue -= 1
+        if self._in_queue == 0 and self._drained is not None:
+            self._drained.set()
+
+    async def _process_in_order(self, item: WorkItem) -> None:
+        """Run the item, unless an earlier item of its key is not settled: then it waits."""
+        held = self._order.blocker(item.key, item.row)
+        if held is None:
+            entry = await self._process(item)
+            if entry is not None and (entry.status not in TERMINAL
+                                      or SecondChance.deserves(entry)):
+                # In doubt (its write may still land) or tried again at the end: a later
+                # row of this record run now could be undone by it, so later ones wait.
+                self._order.block(item.key, entry.row, again=SecondChance.deserves(entry))
+            return
+        if item.previous is not None and item.previous.status == IN_DOUBT:
+            return  # its own write may have landed: it stays in doubt for the next run
+        row, again = held
+        entry = Entry(row=item.row, status=PENDING,
+                      error=f"waits for row {row} of the same record, not settled yet")
+        if item.previous is not None:
+            entry.record_id, entry.input = item.previous.record_id, item.previous.input
+        self._record(entry)
+        self.summary.done[PENDING] += 1
+        self._observer.advance(entry)
+        if again:  # after its blocker, in the end pass
+            self._later.hold(item.row, item.payload, entry)
+
+    async def _process(self, item: WorkItem) -> Entry | None:
         context = RowContext(self._ledger, item)
         was_in_doubt = context.in_doubt
         try:
@@ -381,17 +428,17 @@ class Job:
         except AuthError as exc:
             self.abort(f"authentication failed: {exc.describe()}", "authentication")
             self._leave_unfinished(item, context, str(exc.describe()), exc.status)
-            return
+            return None
         except LedgerWriteError as exc:
             # Its in-doubt mark was not committed, so its write was not sent.
             self._ledger_failed(exc)
             self._leave_unfinished(item, context, "stopped: the ledger could not be written",
                                    None)
-            return
+            return None
         except StopJob as exc:
             self.abort(str(exc), exc.how)
             self._leave_unfinished(item, context, str(exc), None)
-            return
+            return None
         except asyncio.CancelledError:
             self._leave_unfinished(item, context, "stopped before the row finished", None)
             raise
@@ -400,6 +447,8 @@ class Job:
             entry = self._internal_error(item, context, exc)
         if was_in_doubt and entry.status in TERMINAL:
             self.summary.settled += 1
+        if entry.read_back:
+            self.summary.read_back += 1
         self._record(entry)
         self.summary.done[entry.status] += 1
         self._observer.advance(entry)
@@ -407,6 +456,7 @@ class Job:
         stop = self._watch.verdict(entry, again=self._later.passing)
         if stop is not None:
             self.abort(stop, "failure stop")
+        return entry
 
     @staticmethod
     def _internal_error(item: WorkItem, context: RowContext, exc: Exception) -> Entry:

@@ -118,6 +118,9 @@ class Entry:
     #: What a person calls the record (a run's name, a template's or task's title), from
     #: the row's read: shown beside the id. None in ledgers written before it was kept.
     record_name: str | None = None
+    #: `ok` because a read after the write showed the change (not the write's answer);
+    #: counted in the summary, not stored.
+    read_back: bool = False
 
 
 def now_iso() -> str:
@@ -387,14 +390,17 @@ class Ledger:
             "AND row <= ?", (last_row,)
         ).fetchone()[0]
 
-    def entries(self, status: str | None = None) -> Iterator[Entry]:
-        """Every entry in row order (streamed, for export)."""
+    def entries(self, status: str | Iterable[str] | None = None, *,
+                newest_first: bool = False) -> Iterator[Entry]:
+        """Every entry (with that status, or one of those) in row order, or the last row
+        first (streamed, for export and undo)."""
         query = f"SELECT {self._columns} FROM rows"
         args: tuple[Any, ...] = ()
         if status is not None:
-            query += " WHERE status = ?"
-            args = (status,)
-        for found in self._db.execute(query + " ORDER BY row", args):
+            args = (status,) if isinstance(status, str) else tuple(sorted(status))
+            query += f" WHERE status IN ({', '.join('?' * len(args))})"
+        order = " ORDER BY row DESC" if newest_first else " ORDER BY row"
+        for found in self._db.execute(query + order, args):
             yield _entry(found)
 
     def counts(self) -> dict[str, int]:

@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bulk.engine.csv_cells import unprotect
 from bulk.engine.errors import InputError
 from bulk.engine.watched_file import FileIdentity, WatchedRaw, check_same_file, open_regular
 
@@ -136,6 +137,8 @@ class InputFile:
                 number += 1
                 if len(record) == width:
                     # Lengths are equal, so strict zip would only cost time.
+                    if any(cell.startswith("'") for cell in record):  # see csv_cells.py
+                        record = [unprotect(cell) for cell in record]
                     yield RawRow(number, dict(zip(header, record, strict=False)))
                 else:
                     yield RawRow(

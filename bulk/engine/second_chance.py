@@ -36,6 +36,12 @@ class SecondChance:
         if not self._passed and len(self._kept) < self.limit and self.deserves(entry):
             self._kept.append((row, payload, entry))
 
+    def hold(self, row: int, payload: Any, entry: Entry) -> None:
+        """Keep a row held back behind a row of its record that is kept here (it runs
+        after it, in row order)."""
+        if not self._passed and len(self._kept) < self.limit:
+            self._kept.append((row, payload, entry))
+
     @property
     def passing(self) -> bool:
         """The end pass has begun (every row handed out now is one tried again)."""

@@ -16,6 +16,7 @@ class Summary:
     done: Counter[str] = field(default_factory=Counter)  # outcomes recorded by this run
     skipped: int = 0  # rows already finished by an earlier run
     settled: int = 0  # in-doubt rows from an earlier run that this run settled
+    read_back: int = 0  # rows `ok` because a read after the write showed it landed
     ledger_counts: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     requests: int = 0  # HTTP requests sent by this run
@@ -29,6 +30,7 @@ class Summary:
     rate_limited: int = 0  # 429s met
     pauses: int = 0  # shared pauses they imposed
     outage_seconds: float = 0.0  # the API unreachable, every worker waiting
+    kept_ledger: Path | None = None  # a fresh start kept the previous ledger here
 
     @property
     def exit_code(self) -> ExitCode:
@@ -54,6 +56,8 @@ class Summary:
             head = f"dry run {head}, nothing written (ok = would change)"
         counts = self.ledger_counts
         parts = [f"{name} {counts.get(name, 0)}" for name in ("ok", "unchanged", "invalid")]
+        if self.read_back:
+            parts[0] += f" ({self.read_back} confirmed by reading back)"
         parts.append(f"failed {counts.get('failed', 0)}")
         if counts.get("conflict"):
             parts.append(f"conflict {counts['conflict']}")
@@ -68,6 +72,7 @@ class Summary:
         if self.second_chance:
             settled += f", {self.second_chance} tried again at the end"
         reason = f" ({self.aborted})" if self.aborted else ""
+        kept = f" (the previous one kept as {self.kept_ledger})" if self.kept_ledger else ""
         met = ""
         if self.rate_limited or self.pauses or self.outage_seconds:
             met = (f" | met {self.rate_limited} 429s, {self.pauses} pauses, "
@@ -75,5 +80,5 @@ class Summary:
         return (
             f"{head}{reason}: {self.total} rows: {', '.join(parts)} | "
             f"{this_run} processed in {self.elapsed:.1f}s ({rate:.0f} rows/s){resumed}{settled}"
-            f"{met} | ledger {self.ledger_path}"
+            f"{met} | ledger {self.ledger_path}{kept}"
         )

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from bulk.engine.csv_cells import protect
 from bulk.engine.errors import ConfigError
 from bulk.engine.ledger import STATUSES, Entry, Ledger
 from bulk.ledger_views.history import History, duration, read_history, utc
@@ -174,7 +175,7 @@ def export_csv(ledger: Ledger, out: TextIO, status: str | None = None,
         cells = [_cell(record[key]) for key in EXPORT_KEYS]
         given = entry.input or {}
         cells += [_cell(given.get(key)) for key in extra]
-        writer.writerow(cells)
+        writer.writerow([protect(cell) if isinstance(cell, str) else cell for cell in cells])
         count += 1
     return count
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from aiohttp import web
 from bulk.sandbox._config import Faults, SandboxConfig, check_latency, check_quota
 from bulk.sandbox._faults import FaultDice, Quota, proxy_page
 from bulk.sandbox._hosts import loopback_hosts_only
+from bulk.sandbox._lists import DEFAULT_PER_PAGE, ListShape
 from bulk.sandbox._observe import add_observation_routes
 from bulk.sandbox._stats import JournalEntry, Stats
 from bulk.sandbox._store import Store
@@ -25,9 +25,6 @@ log = logging.getLogger("bulk.sandbox")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-#: The production list pages are capped at this many records.
-MAX_PER_PAGE = 100
-DEFAULT_PER_PAGE = 10
 
 
 _WRITE_METHODS = ("PUT", "POST", "PATCH", "DELETE")
@@ -138,6 +135,12 @@ class Service:
         self._seq = 0
         self.form_fields_shape = config.form_fields_shape
         self.tasks = TaskEndpoints(self)
+        #: Hold each answer to a GET of one record this long after reading the record
+        #: (a slow network or server: what it shows is older than its arrival says).
+        self.hold_read_ms = config.hold_read_ms
+        #: List shapes (see ListShape) and moves between pages while a list is paged.
+        self.lists = ListShape(max_per_page=config.max_per_page,
+                               total_pages_per=config.total_pages_per)
 
     # What the task endpoints (_tasks.py) use of this module.
     json = staticmethod(_json)
@@ -271,6 +274,8 @@ class Service:
         path = request.path
         if path.startswith("/api/"):
             path = path[4:]  # both prefixes share one fault sequence per record
+        if self.hold_read_ms and request.method == "GET" and request.match_info.get("record_id"):
+            handler = self._held(handler)
         fate = self.dice.fate(request.method, path, self.faults, self.latency_ms, self.jitter_ms)
         if fate is None:
             return await handler(request), None
@@ -307,6 +312,14 @@ class Service:
         if found is None or record_id in self.forbidden:
             return None
         return _json(200, {"data": found[1]})
+
+    def _held(self, handler: Handler) -> Handler:
+        async def held(request: web.Request) -> web.StreamResponse:
+            response = await handler(request)  # the record as it is now, serialized
+            await self.sleep(self.hold_read_ms / 1000.0)
+            return response
+
+        return held
 
     # ------------------------------------------------------------------ one record
 
@@ -400,22 +413,6 @@ class Service:
 
     def _page(self, request: web.Request, items: list[dict[str, Any]]) -> web.Response:
         query = request.query
-        per_page = min(MAX_PER_PAGE, max(1, _int_param(query, "per_page", DEFAULT_PER_PAGE)))
-        page = max(1, _int_param(query, "page", 1))
-        total = len(items)
-        total_pages = max(1, math.ceil(total / per_page))
-        chunk = items[(page - 1) * per_page: page * per_page]
-        links: dict[str, str] = {}
-        if page < total_pages:
-            links["next"] = str(request.url.update_query(page=page + 1))
-        if page > 1:
-            links["previous"] = str(request.url.update_query(page=min(page - 1, total_pages)))
-        return _json(200, {"data": chunk, "meta": {"pagination": {
-            "total": total,
-            "count": len(chunk),
-            "per_page": per_page,
-            "current_page": page,
-            "total_pages": total_pages,
-            # Production sends an empty ARRAY when there is no link; clients must cope.
-            "links": links or [],
-        }}})
+        return _json(200, self.lists.page(
+            request, items, self.store, asked=_int_param(query, "per_page", DEFAULT_PER_PAGE),
+            page=_int_param(query, "page", 1)))

@@ -99,6 +99,13 @@ class SandboxConfig:
     journal_size: int = 10_000
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] | None = None
+    #: Hold a GET of one record's answer this long after reading it (0: no hold).
+    hold_read_ms: float = 0.0
+    #: The list API's page size cap (production: 100).
+    max_per_page: int = 100
+    #: When set, `total_pages` follows this page size rather than the one served (the
+    #: MCP server's warning: the server's own size, not the one asked).
+    total_pages_per: int | None = None
     #: Answer requests whose Host is any IP address, not only loopback (``--allow-remote``);
     #: a DNS name other than localhost is refused either way (DNS rebinding).
     allow_remote: bool = False

@@ -12,6 +12,7 @@ from aiohttp import web
 from bulk.sandbox._app import Service
 from bulk.sandbox._config import Faults, SandboxConfig
 from bulk.sandbox._data import default_token, generate_org, load_org, normalize_org
+from bulk.sandbox._lists import ListShape
 from bulk.sandbox._stats import Stats
 from bulk.sandbox._store import Store
 
@@ -144,6 +145,19 @@ class Sandbox:
         """A person edits a run or template in the web app between two steps of a test:
         only the named fields change, nothing is counted as an API write."""
         return self._service.store.edit_as_person(record_id, changes)
+
+    @property
+    def lists(self) -> ListShape:
+        """The list answers' shape, and moves of records between pages while paged."""
+        return self._service.lists
+
+    @property
+    def hold_read_ms(self) -> float:
+        return self._service.hold_read_ms
+
+    @hold_read_ms.setter
+    def hold_read_ms(self, value: float) -> None:
+        self._service.hold_read_ms = value
 
     def mark_forbidden(self, record_id: str, forbidden: bool = True) -> None:
         """Make a run or template answer 403 to GET and PUT (``forbidden=False`` undoes it)."""

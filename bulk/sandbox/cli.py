@@ -93,6 +93,14 @@ def _note(message: str) -> None:
               help="Share of answers sent --slow-ms late (a PUT is applied first).")
 @click.option("--slow-ms", default=DEFAULT_SLOW_MS, show_default=True,
               type=click.FloatRange(min=0), help="How late a slow answer is.")
+@click.option("--hold-read-ms", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Hold each answer to a GET of one record this long after reading it "
+                   "(what it shows is older than its arrival says).")
+@click.option("--max-per-page", default=100, show_default=True, type=click.IntRange(min=1),
+              help="The list pages' size cap (production: 100).")
+@click.option("--total-pages-per", type=click.IntRange(min=1),
+              help="Count total_pages by this page size, not the one served "
+                   "(production may use its own).")
 @click.option("--journal-size", default=10_000, show_default=True, type=click.IntRange(min=1),
               help="Requests kept in the journal (GET /_sandbox/journal).")
 @click.option("--form-fields-shape", type=click.Choice(FORM_FIELD_SHAPES), default="data",

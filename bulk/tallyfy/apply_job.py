@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bulk.engine.clock import Clock, LoopClock
-from bulk.engine.errors import (
-    ConfigError,
-    InputError,
-)
+from bulk.engine.errors import AuthError, ConfigError, InputError, StopJob
 from bulk.engine.http import require_resend_switch
 from bulk.engine.job import Job, Observer
 from bulk.engine.ledger import (
@@ -25,7 +24,7 @@ from bulk.engine.second_chance import SECOND_CHANCE_PAUSE
 from bulk.engine.summary import Summary
 from bulk.ledger_views.status_export import REPORT_COLUMNS
 from bulk.options import default, shown_keys
-from bulk.tallyfy.api import Pacing, open_api
+from bulk.tallyfy.api import Api, Pacing, open_api
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.people import People
 from bulk.tallyfy.row_applier import RowApplier
@@ -75,6 +74,45 @@ class PreparedJob:
     ledger: Ledger
     resumed: bool
     ignored_columns: frozenset[str] = frozenset()
+    fingerprint: dict[str, str] = field(default_factory=dict)
+    #: --fresh on a ledger that holds a job: it is kept aside (renamed) once the
+    #: preflight passes, never before (a wrong token must not cost the last job's ledger).
+    fresh_pending: bool = False
+    #: Where the previous ledger was kept, once it was.
+    kept_ledger: Path | None = None
+
+    def start_fresh(self) -> Path:
+        """Keep the previous ledger beside the new one, named with its finish time, and
+        start the new one. Nothing is deleted."""
+        path = self.ledger.path
+        finished = self.ledger.meta().get("finished_at") or ""
+        self.ledger.close()
+        kept = kept_ledger_path(path, finished)
+        path.rename(kept)
+        ledger = Ledger(path)
+        try:
+            ledger.claim(self.fingerprint, fresh=True)
+            ledger.begin_session()
+            _stamp(ledger, self.options, self.target, self.connection, self.total)
+        except BaseException:
+            ledger.close()
+            raise
+        self.ledger, self.fresh_pending, self.kept_ledger = ledger, False, kept
+        return kept
+
+
+def kept_ledger_path(path: Path, finished_at: str) -> Path:
+    """`x.csv.ledger.db` -> `x.csv.ledger.<finish time>.db` (never an existing file)."""
+    stamp = re.sub(r"[^0-9T]", "", finished_at.split(".")[0].split("+")[0])
+    if not stamp:  # it never finished (it stopped hard): when it was last written
+        stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%S")
+    stem = path.name[: -len(".db")] if path.name.endswith(".db") else path.name
+    for n in range(1, 1000):
+        suffix = f"-{n}" if n > 1 else ""
+        kept = path.with_name(f"{stem}.{stamp}Z{suffix}.db")
+        if not kept.exists():
+            return kept
+    raise ConfigError(f"{path}: too many kept ledgers beside it; move some away")
 
 
 def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
@@ -97,25 +135,36 @@ def prepare(options: ApplyOptions, connection: Connection) -> PreparedJob:
     if options.dry_run:
         fingerprint["mode"] = DRY_RUN
     ledger = Ledger(options.ledger_path)
+    fresh_pending = False
     try:
         fresh = options.fresh
         if options.dry_run:
-            fresh = _rehearsal_ledger(ledger)
-        resumed = ledger.claim(fingerprint, fresh=fresh)
-        # Before the meta is stamped: it still tells an older ledger's last run.
-        ledger.begin_session()
-        ledger.set_meta(
-            input=str(options.input), target=target.name, org=connection.org_id,
-            base_url=connection.base_url, rows=str(scanned.rows),
-            started_at=now_iso(), finished_at="", outcome="running",
-            options=json.dumps(_shown_options(options)),
-        )
+            fresh = _rehearsal_ledger(ledger)  # a rehearsal's own ledger: nothing to undo
+        elif fresh and "fingerprint" in ledger.meta():
+            fresh_pending = True  # kept aside after the preflight (PreparedJob.start_fresh)
+        if fresh_pending:
+            resumed = False
+        else:
+            resumed = ledger.claim(fingerprint, fresh=fresh)
+            # Before the meta is stamped: it still tells an older ledger's last run.
+            ledger.begin_session()
+            _stamp(ledger, options, target, connection, scanned.rows)
     except BaseException:
         ledger.close()
         raise
     parser = RowParser(target, id_column, input_file.name, scanned.format)
     return PreparedJob(options, connection, target, input_file, parser, scanned.rows,
-                       ledger, resumed, ignored)
+                       ledger, resumed, ignored, fingerprint, fresh_pending)
+
+
+def _stamp(ledger: Ledger, options: ApplyOptions, target: Target, connection: Connection,
+           rows: int) -> None:
+    ledger.set_meta(
+        input=str(options.input), target=target.name, org=connection.org_id,
+        base_url=connection.base_url, rows=str(rows),
+        started_at=now_iso(), finished_at="", outcome="running",
+        options=json.dumps(_shown_options(options)),
+    )
 
 
 DRY_RUN = "dry-run"
@@ -152,9 +201,14 @@ async def execute(
     runs its rows (`on_job` sees it before the first row)."""
     options = prepared.options
     clock = clock or LoopClock()
-    # What held the job back (429s, pauses, outages), as it happens, for `bulk report`.
+    # What held the job back (429s, pauses, outages), as it happens, for `bulk report`
+    # (through `prepared.ledger` at each event: --fresh starts a new one after the preflight).
     async with open_api(prepared.connection, options, clock, connections=options.concurrency,
-                        events=prepared.ledger.record_event) as api:
+                        events=lambda *a, **k: prepared.ledger.record_event(*a, **k)) as api:
+        if prepared.fresh_pending:
+            stopped = await _preflight_then_keep(prepared, api)
+            if stopped is not None:
+                return stopped
         client, pacer, breaker = api.client, api.pacer, api.breaker
         applier = RowApplier(prepared.target, prepared.parser, client, api.policy, clock,
                              dry_run=options.dry_run,
@@ -173,7 +227,10 @@ async def execute(
             max_failures=options.max_failures,
             clock=clock,
             second_chance_pause=options.second_chance_pause,
-            before_first_row=lambda: api.preflight(prepared.target),
+            key_of=record_key(prepared.parser.id_column),
+            # --fresh already asked it before keeping the previous ledger aside.
+            before_first_row=None if prepared.kept_ledger else (
+                lambda: api.preflight(prepared.target)),
         )
         watch = getattr(observer, "watch", None)
         if watch is not None:  # the progress bar shows the pace and the ETA it gives
@@ -193,9 +250,38 @@ async def execute(
         summary.requests = client.requests
         summary.rate_limited, summary.pauses = pacer.rate_limited, pacer.pauses
         summary.outage_seconds = breaker.outage_seconds
+    summary.kept_ledger = prepared.kept_ledger
     prepared.ledger.set_meta(finished_at=now_iso(), outcome=summary.outcome)
     prepared.ledger.end_session(summary.stopped_by or "finished", summary.aborted)
     return summary
+
+
+async def _preflight_then_keep(job: PreparedJob, api: Api) -> Summary | None:
+    """--fresh: the preflight first; only once it passes is the previous ledger kept aside
+    (renamed) and a new one started. A failed preflight leaves the ledger as it was and
+    returns the job's summary (aborted); a wrong setting raises ConfigError as always."""
+    try:
+        await api.preflight(job.target)
+    except (AuthError, StopJob) as exc:
+        summary = Summary(ledger_path=job.ledger.path, total=job.total)
+        summary.aborted = (f"authentication failed: {exc.describe()}"
+                           if isinstance(exc, AuthError) else str(exc))
+        summary.aborted += "; --fresh: the previous ledger is kept as it was"
+        summary.ledger_counts = job.ledger.counts()
+        return summary
+    job.start_fresh()
+    return None
+
+
+def record_key(id_column: str) -> Callable[[RawRow], str | None]:
+    """The record a row names, as the pool orders rows by it: rows of one record run one
+    at a time, in file order (a row without a readable id names none, and waits on none)."""
+
+    def key(raw: RawRow) -> str | None:
+        value = raw.values.get(id_column) if raw.values else None
+        return value.strip().lower() or None if isinstance(value, str) else None
+
+    return key
 
 
 def _numbered(

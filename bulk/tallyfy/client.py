@@ -169,4 +169,4 @@ def _unwrap(answer: Answer, target: Target) -> Answer:
     data = answer.data
     if isinstance(data, dict) and isinstance(data.get("data"), dict):
         data = data["data"]
-    return Answer(answer.status, target.view(data), answer.request_id)
+    return Answer(answer.status, target.view(data), answer.request_id, answer.sent_at)

@@ -133,7 +133,10 @@ def plan_update(target: Target, record: Any, change: Change, *,
             f"the {target.name[:-1]} is {target.done_status}; left alone, nothing sent "
             "(changing finished work changes history; --include-completed to do it anyway)"
         )
-    if target.needs_someone and not any(memberships.values()):
+    had_someone = any(record[name] for name in lists)
+    if target.needs_someone and had_someone and not any(memberships.values()):
+        # Only a change that empties assignees who were there: a task nobody is assigned
+        # to may still get a new title or deadline.
         raise NobodyLeft(
             f"this change would leave the {target.name[:-1]} with nobody assigned "
             f"(no {', '.join(lists[:-1])} or {lists[-1]}); nothing sent"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -59,6 +60,10 @@ async def preflight(
                 raise ConfigError(f"{unreachable}; check TALLYFY_BASE_URL (or --base-url)")
             await clock.sleep(PREFLIGHT_PAUSE)
             continue
+        if 300 <= status < 400:  # never followed: a token sent on is a token handed over
+            raise ConfigError(f"{host} answers the preflight with a redirect (HTTP {status}"
+                              f"{_to(body)}), and redirects are never followed; "
+                              "check TALLYFY_BASE_URL (or --base-url)")
         if status < 400 or status == 429:  # 429: reachable, and the pacer will cope
             return
         if status == 401:
@@ -86,13 +91,31 @@ async def _get(
     session: aiohttp.ClientSession, url: str, headers: dict[str, str], seconds: float
 ) -> tuple[int, object]:
     limit = aiohttp.ClientTimeout(total=seconds)
-    async with session.get(url, headers=headers, timeout=limit) as response:
+    async with session.get(url, headers=headers, timeout=limit,
+                           allow_redirects=False) as response:
         raw = await response.read()
+        if 300 <= response.status < 400:
+            return response.status, {"location": _location_host(response.headers)}
         try:
             body = json.loads(raw[:4096].decode("utf-8", errors="replace")) if raw else None
         except ValueError:
             body = None
         return response.status, body
+
+
+def _location_host(headers: Any) -> str | None:
+    location = headers.get("Location")
+    if not location:
+        return None
+    try:
+        return urlsplit(location).hostname
+    except ValueError:
+        return None
+
+
+def _to(body: object) -> str:
+    host = body.get("location") if isinstance(body, dict) else None
+    return f" to {host}" if host else ""
 
 
 def _detail(body: object) -> str:

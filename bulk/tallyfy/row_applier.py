@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +32,12 @@ from bulk.engine.stops import DEFINITIVE, TRANSIENT
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.expect import find_conflict
 from bulk.tallyfy.people import MembersUnavailable, People
-from bulk.tallyfy.plan import InvalidHere, LeftAlone, plan_update, unapplied
+from bulk.tallyfy.plan import InvalidHere, LeftAlone, Plan, plan_update, unapplied
 from bulk.tallyfy.rows import Change, RowParser
 from bulk.tallyfy.targets import Target
 
+#: Records a dry run remembers as its rows would leave them (see RowApplier._would_be).
+DRY_RUN_MEMORY = 10_000
 #: A PUT is built from a read no older than this when it leaves; older, read again.
 MAX_READ_AGE = 2.0
 #: Re-reads in one attempt before giving the attempt up (each one waited out a new
@@ -45,9 +48,17 @@ MAX_REREADS = 5
 @dataclass
 class _RowState:
     attempts: int = 0
+    #: A PUT of this row left (its bytes did, and it was not refused) and may have landed;
+    #: `before`/`after` are that PUT's: the record as read just before it, and what it set.
     sent: bool = False
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
+
+    def left(self, plan: Plan) -> None:
+        """A PUT built on `plan` left. It was planned on a read that did not show any
+        earlier PUT of the row landed, so from now on its values are the ones to keep."""
+        self.sent = True
+        self.before, self.after = plan.before, plan.after
 
 
 class RowApplier:
@@ -79,6 +90,10 @@ class RowApplier:
         self.policy = policy
         self.clock = clock
         self.dry_run = dry_run
+        #: Dry run: each record as the rows planned so far would leave it, so a later row
+        #: of one record is planned on what the earlier ones would write (rows of one
+        #: record run one at a time, in file order). The latest few thousand records.
+        self._would_be: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     async def __call__(self, item: WorkItem, context: RowContext) -> Entry:
         entry = await self._apply(item, context)
@@ -169,17 +184,24 @@ class RowApplier:
                     # Not one of the row's attempts: this read exists only because of a
                     # cooldown, and the 429 set the next one, which the next read waits out.
                     continue
-            read_at = self.clock.now()
+            # Its age counts from when the request left, not from its answer: the server
+            # may have read the record long before the answer arrived.
+            read_at = read.sent_at if read.sent_at is not None else self.clock.now()
             base.record_name = self.target.name_of(read.data) or base.record_name
-            plan = plan_update(self.target, read.data, change,
+            record = self._would_be.get(change.record_id, read.data) if self.dry_run \
+                else read.data
+            plan = plan_update(self.target, record, change,
                                include_done=self.include_completed)
             if plan is None:
-                status = OK if state.sent else UNCHANGED
-                return _entry(base, status, state, read.status, read.request_id)
+                entry = _entry(base, OK if state.sent else UNCHANGED, state, read.status,
+                               read.request_id)
+                entry.read_back = state.sent  # our earlier write, seen by reading
+                return entry
             # Checked against the record as read just now, right before the write; only
             # when there is something to write (a record already as asked needs no guard).
             conflict = find_conflict(read.data, change.expect) if change.expect else None
             if conflict is not None:
+                # An earlier PUT of this row that may have landed keeps its before/after.
                 entry = _entry(base, CONFLICT, state, read.status, read.request_id)
                 entry.error = conflict
                 return entry
@@ -187,17 +209,15 @@ class RowApplier:
                 # What a real run would write, recorded as `ok` in the dry run's own ledger.
                 entry = _entry(base, OK, state, read.status, read.request_id)
                 entry.before, entry.after = plan.before, plan.after
+                self._remember(change.record_id, record, plan)
                 return entry
-            if not state.sent:
-                # No write has left yet: the before-values are the record as last read.
-                state.before, state.after = plan.before, plan.after
-                marked = context.doubt_entry
-                if marked is None or (marked.before, marked.after) != (plan.before, plan.after):
-                    # The mark carries them (see _entry): a crash after the PUT lands
-                    # must not lose them.
-                    await context.mark_in_doubt(
-                        _entry(base, IN_DOUBT, state, read.status, read.request_id)
-                    )
+            marked = context.doubt_entry
+            if marked is None or (marked.before, marked.after) != (plan.before, plan.after):
+                # The mark carries this PUT's before-values: a crash after it lands must
+                # not lose them.
+                mark = _entry(base, IN_DOUBT, state, read.status, read.request_id)
+                mark.before, mark.after = plan.before, plan.after
+                await context.mark_in_doubt(mark)
             if holding_slot:
                 await self.client.cooled()  # a 429 meanwhile still holds everyone
             else:
@@ -212,18 +232,65 @@ class RowApplier:
                 f"waited more than {MAX_READ_AGE:g} s to send after each of "
                 f"{MAX_REREADS + 1} reads; nothing sent on them"
             )
-        if state.before is None:
-            state.before = plan.before
-        state.after = plan.after
-        state.sent = True
-        written = await self.client.write(self.target, change.record_id, plan.body,
-                                          attempt=number, expect=plan.after, paced=False)
-        wrong = unapplied(plan, written.data)
-        if wrong:
-            raise PlanError(
-                f"the server answered {written.status} but did not apply {', '.join(wrong)}"
-            )
-        return _entry(base, OK, state, written.status, written.request_id)
+        odd: AmbiguousAnswer | None = None
+        try:
+            written = await self._send(change, plan, state, number)
+        except AmbiguousAnswer as exc:
+            # A 2xx that is not the record as we expect it (another shape, no body): the
+            # record says whether the write landed; read it back right away.
+            odd, answered, wrong = exc, exc.status, ["the change"]
+        else:
+            answered, wrong = written.status, unapplied(plan, written.data)
+            if not wrong:
+                return _entry(base, OK, state, written.status, written.request_id)
+        # The answer does not show the change: what the record holds says if it landed.
+        back = await self.client.read(self.target, change.record_id, attempt=number)
+        still = unapplied(plan, back.data)
+        if not still:
+            entry = _entry(base, OK, state, back.status, back.request_id)
+            entry.read_back = True
+            return entry
+        if len(still) >= len(plan.after):
+            state.sent = False  # none of it landed: nothing to undo
+            state.before = state.after = None
+            if odd is not None:
+                raise odd  # not the API's answer, it seems (a proxy's?): worth another try
+        raise PlanError(
+            f"the server answered {answered} but did not apply {', '.join(wrong)} "
+            f"(read back: {', '.join(still)} not as written)"
+        )
+
+    async def _send(self, change: Change, plan: Plan, state: _RowState, number: int) -> Any:
+        """The PUT. `state` takes its values once its bytes left, unless it was refused
+        (a 4xx: not applied); nothing refused before sending is in doubt."""
+        try:
+            written = await self.client.write(self.target, change.record_id, plan.body,
+                                              attempt=number, expect=plan.after, paced=False)
+        except TransportError as exc:
+            if exc.sent:
+                state.left(plan)
+            raise
+        except HttpError as exc:
+            if exc.status >= 500:  # the server may have applied it, then failed
+                state.left(plan)
+            raise
+        except AmbiguousAnswer:
+            state.left(plan)  # a 2xx that does not show it: the next attempt reads it back
+            raise
+        state.left(plan)
+        return written
+
+    def _remember(self, record_id: str, record: dict[str, Any], plan: Plan) -> None:
+        would_be = dict(record)
+        for name, value in plan.after.items():
+            if isinstance(value, dict) and isinstance(would_be.get(name), dict):
+                would_be[name] = {**would_be[name], **value}  # kick-off values, by key
+            elif not isinstance(value, dict):
+                would_be[name] = value
+        self._would_be[record_id] = would_be
+        self._would_be.move_to_end(record_id)
+        while len(self._would_be) > DRY_RUN_MEMORY:
+            self._would_be.popitem(last=False)
 
     @staticmethod
     def _failed(
@@ -257,8 +324,9 @@ def _remark(entry: Entry, status: str) -> Entry:
 def _entry(
     base: Entry, status: str, state: _RowState, http_status: int | None, request_id: str | None
 ) -> Entry:
-    # The in-doubt mark is made before `sent` is set, and must carry the before-values.
-    changed = status == IN_DOUBT or (status in (OK, FAILED) and state.sent)
+    # Before/after are those of a PUT that may have landed, whatever the row ends as (so
+    # undo covers it); none when no PUT left. The in-doubt mark sets its own.
+    changed = state.sent
     return Entry(
         row=base.row,
         status=status,

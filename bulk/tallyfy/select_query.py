@@ -357,7 +357,32 @@ def _sets(target: Target, texts: Sequence[str]) -> list[SetColumn]:
             except BadValue as exc:
                 raise SelectError(f"--set {name}={value}: {exc}") from None
         out[name] = column
+    _refuse_contradictions(target, out)
     return list(out.values())
+
+
+def _refuse_contradictions(target: Target, sets: dict[str, SetColumn]) -> None:
+    """Pairs that `bulk apply` would refuse in every row, refused here before any request
+    (the rows would all be `invalid`)."""
+    for whole in target.membership:
+        add, remove = f"add_{whole}", f"remove_{whole}"
+        for delta in (add, remove):
+            if whole in sets and delta in sets:
+                raise SelectError(f"--set {whole} and --set {delta} cannot go together "
+                                  f'("{whole}" replaces the whole list)')
+        if add in sets and remove in sets:
+            both = _fixed_ids(sets[add]) & _fixed_ids(sets[remove])
+            if both:
+                raise SelectError(f"--set {add} and --set {remove}: "
+                                  f"{', '.join(sorted(both))} both added and removed")
+
+
+def _fixed_ids(column: SetColumn) -> set[str]:
+    """The ids a fixed-value membership column names (none when it uses placeholders)."""
+    if column.placeholders:
+        return set()
+    typed = column.value({})[1]
+    return {str(item) for item in typed} if isinstance(typed, list | tuple) else set()
 
 
 def _columns(target: Target, text: str) -> list[str]:

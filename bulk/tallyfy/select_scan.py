@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from typing import Any, TextIO
 
 from bulk.engine.breaker import OutageError
 from bulk.engine.clock import Clock, LoopClock
+from bulk.engine.csv_cells import protect
 from bulk.engine.errors import (
     BadValue,
     ConfigError,
@@ -32,6 +35,7 @@ from bulk.engine.http import Answer
 from bulk.engine.reader import format_of
 from bulk.engine.retry import RetryPolicy
 from bulk.tallyfy.api import Pacing, open_api
+from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.select_query import SelectError, Selection, cell_text, current_value
 
@@ -67,6 +71,7 @@ class SelectSummary:
     selected: int = 0  # records written
     pages: int = 0
     reads: int = 0  # single-record reads for list items that lacked a needed field
+    scans: int = 1  # walks through the list (more than one: it moved while paged)
     requests: int = 0
     elapsed: float = 0.0
     limited: int | None = None  # the --limit that stopped the select before the list's end
@@ -75,9 +80,11 @@ class SelectSummary:
         rate = self.scanned / self.elapsed if self.elapsed > 0 else 0.0
         stopped = (f" | stopped at --limit {self.limited}; the rest of the list was not read"
                    if self.limited is not None else "")
+        rescans = (f" in {self.scans} scans (the list moved while paged)"
+                   if self.scans > 1 else "")
         return (
             f"selected {self.selected} of {self.scanned} {self.target} scanned{stopped} | "
-            f"{self.pages} pages, {self.requests} requests in {self.elapsed:.1f}s "
+            f"{self.pages} pages{rescans}, {self.requests} requests in {self.elapsed:.1f}s "
             f"({rate:.0f} records/s) | wrote {self.output}"
         )
 
@@ -134,44 +141,141 @@ async def select(
 async def _pages(selection: Selection, options: SelectOptions, connection: Connection, *,
                  clock: Clock, out_format: str, needed: set[str], summary: SelectSummary,
                  progress: Progress) -> None:
-    """Every page in turn, each matching record written as it comes."""
+    """Scan the list until one whole scan saw it hold still; each match written once."""
     async with open_api(connection, options, clock, connections=2, one_stream=True) as api:
-        client, policy = api.client, api.policy
-        with _AtomicOutput(options.output, selection, out_format) as out:
-            page = 1
-            params = {**selection.api_params(), "per_page": str(PER_PAGE)}
-            segments = selection.list_segments()
-            target = selection.target
-            done = False
-            while not done:
-                answer = await _retried(policy, clock, lambda n, p=page: client.list_page(
-                    target, {**params, "page": str(p)}, attempt=n, segments=segments))
-                items, total_pages = _page(answer, "/".join(segments))
-                summary.pages += 1
-                last = (total_pages is not None and page >= total_pages) or len(items) < PER_PAGE
-                for index, item in enumerate(items, 1):
-                    summary.scanned += 1
-                    record = item = target.view(item)  # a task's assignees at the top
-                    if not needed <= item.keys():
-                        # A list item without a field we need: read the record itself.
-                        summary.reads += 1
-                        address = "/".join(filter(None, selection.id_cells(item).values()))
-                        record = (await _retried(policy, clock, lambda n, rid=address:
-                                                 client.read(target, rid, attempt=n))).data
-                    if not isinstance(record, dict) or not selection.matches(record):
-                        continue
-                    out.write(record)
-                    summary.selected += 1
-                    if options.limit is not None and summary.selected >= options.limit:
-                        done = True
-                        if not (last and index == len(items)):  # records were left unread
-                            summary.limited = options.limit
-                        break
-                progress.page(summary, total_pages)
-                done = done or last
-                page += 1
+        client = api.client
+        with _AtomicOutput(options.output, selection, out_format) as out, _Seen() as seen:
+            scan = _Scan(selection, options, client, clock, out, seen, needed, summary,
+                         progress)
+            moved = None
+            for number in range(1, MAX_SCANS + 1):
+                summary.scans = number
+                moved = await scan.run(number)
+                if moved is None:
+                    break
+            else:
+                raise SelectFailed(
+                    f"the list changed while it was paged, {MAX_SCANS} scans in a row "
+                    f"(last: {moved}), so some record may be missed; run it again")
             out.commit()
         summary.requests = client.requests
+
+
+#: Scans of the list at most: a list that moves during each of them is given up on.
+MAX_SCANS = 3
+
+
+class _Seen:
+    """Ids met in each scan and ids written, in a temporary SQLite file (flat memory)."""
+
+    def __enter__(self) -> _Seen:
+        self._db = sqlite3.connect("")  # "": a private temporary file, gone on close
+        self._db.executescript(
+            "CREATE TABLE met (scan INTEGER, id TEXT, PRIMARY KEY (scan, id));"
+            "CREATE TABLE written (id TEXT PRIMARY KEY);")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._db.close()
+
+    def first_in_scan(self, scan: int, record_id: str) -> bool:
+        try:
+            self._db.execute("INSERT INTO met VALUES (?, ?)", (scan, record_id))
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def written(self, record_id: str) -> bool:
+        found = self._db.execute("SELECT 1 FROM written WHERE id = ?", (record_id,))
+        return found.fetchone() is not None
+
+    def mark_written(self, record_id: str) -> None:
+        self._db.execute("INSERT INTO written VALUES (?)", (record_id,))
+
+
+class _Scan:
+    """One walk through the pages. Pages are numbered, so a record edited meanwhile can
+    move between them: a record on two pages, a `total` that changes, or a count at the
+    end other than `total` says so, and the caller scans again. `total_pages` is not
+    trusted (it may follow another page size): pages are walked until a short or empty
+    one."""
+
+    def __init__(self, selection: Selection, options: SelectOptions, client: TallyfyClient,
+                 clock: Clock, out: _AtomicOutput, seen: _Seen, needed: set[str],
+                 summary: SelectSummary, progress: Progress) -> None:
+        self.selection, self.options, self.client, self.clock = selection, options, client, clock
+        self.out, self.seen, self.needed = out, seen, needed
+        self.summary, self.progress = summary, progress
+
+    async def run(self, number: int) -> str | None:
+        """Walk the pages once; what moved, or None when the list held still."""
+        selection, summary, policy = self.selection, self.summary, self.options.policy
+        params = {**selection.api_params(), "per_page": str(PER_PAGE)}
+        segments = selection.list_segments()
+        target = selection.target
+        total: int | None = None
+        page_size: int | None = None
+        moved: str | None = None
+        count = 0
+        page = 1
+        while True:
+            answer = await _retried(policy, self.clock, lambda n, p=page: self.client.list_page(
+                target, {**params, "page": str(p)}, attempt=n, segments=segments))
+            items, counted, size = _page(answer, "/".join(segments))
+            summary.pages += 1
+            if total is None:
+                total = counted
+            elif counted is not None and counted != total and moved is None:
+                moved = f"its total went from {total} to {counted}"
+            page_size = page_size or size or len(items) or PER_PAGE
+            new = 0
+            for index, item in enumerate(items, 1):
+                record_id = item["id"]
+                if not self.seen.first_in_scan(number, record_id):
+                    moved = moved or f"record {record_id} came on two pages"
+                    continue
+                new += 1
+                count += 1
+                if await self._take(item):
+                    # --limit reached: a part was asked for, not the whole; said when records
+                    # were left unread.
+                    end_of_list = index == len(items) and (
+                        len(items) < page_size or (total is not None and count >= total))
+                    if not end_of_list:
+                        summary.limited = self.options.limit
+                    summary.scanned = max(summary.scanned, count)
+                    self.progress.page(summary, math.ceil(total / page_size) if total else None)
+                    return None
+            summary.scanned = max(summary.scanned, count)
+            shown = math.ceil(total / page_size) if total else None
+            self.progress.page(summary, shown)
+            if len(items) < page_size or not new:
+                break  # the last page (short or empty), or one that only repeats
+            if total is not None and count >= total and moved is None:
+                break  # every record it counts has come: no need to ask for an empty page
+            page += 1
+        if moved is None and total is not None and count != total:
+            moved = f"{count} records came of the {total} it counted"
+        return moved
+
+    async def _take(self, item: dict[str, Any]) -> bool:
+        """Write the record if it matches and is not written yet; True at the limit."""
+        selection, summary, target = self.selection, self.summary, self.selection.target
+        record = item = target.view(item)  # a task's assignees at the top
+        if self.seen.written(str(item["id"])):
+            return False
+        if not self.needed <= item.keys():
+            # A list item without a field we need: read the record itself.
+            summary.reads += 1
+            address = "/".join(filter(None, selection.id_cells(item).values()))
+            record = (await _retried(self.options.policy, self.clock, lambda n, rid=address:
+                                     self.client.read(target, rid, attempt=n))).data
+        if not isinstance(record, dict) or not selection.matches(record):
+            return False
+        self.out.write(record)
+        self.seen.mark_written(str(item["id"]))
+        summary.selected += 1
+        return self.options.limit is not None and summary.selected >= self.options.limit
 
 
 async def _retried(policy: RetryPolicy, clock: Clock, call: Any) -> Answer:
@@ -199,7 +303,8 @@ async def _retried(policy: RetryPolicy, clock: Clock, call: Any) -> Answer:
     raise AssertionError("unreachable: the retry loop returns or raises")
 
 
-def _page(answer: Answer, path: str) -> tuple[list[dict[str, Any]], int | None]:
+def _page(answer: Answer, path: str) -> tuple[list[dict[str, Any]], int | None, int | None]:
+    """A page's records, the list's `total` and the page size the server used (if said)."""
     body = answer.data
     items = body.get("data") if isinstance(body, dict) else None
     if not isinstance(items, list) or not all(
@@ -208,8 +313,11 @@ def _page(answer: Answer, path: str) -> tuple[list[dict[str, Any]], int | None]:
         raise SelectFailed(f"the {path} list answer has no data array of records")
     meta = body.get("meta")
     pagination = meta.get("pagination") if isinstance(meta, dict) else None
-    total_pages = pagination.get("total_pages") if isinstance(pagination, dict) else None
-    return items, total_pages if isinstance(total_pages, int) else None
+    if not isinstance(pagination, dict):
+        return items, None, None
+    total, size = pagination.get("total"), pagination.get("per_page")
+    return (items, total if isinstance(total, int) and not isinstance(total, bool) else None,
+            size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None)
 
 
 class _AtomicOutput:
@@ -232,7 +340,7 @@ class _AtomicOutput:
         self._file = os.fdopen(handle, "w", encoding="utf-8", newline="")
         if self.format == "csv":
             self._csv = csv.writer(self._file, lineterminator="\n")
-            self._csv.writerow(self.selection.header())
+            self._csv.writerow([protect(name) for name in self.selection.header()])
         return self
 
     def write(self, record: dict[str, Any]) -> None:
@@ -253,7 +361,8 @@ class _AtomicOutput:
             ids = [cells[name] for name in selection.id_cells(record)]
             row = [*ids, cells[selection.ref_column], *(cells[s.column] for s in selection.sets),
                    *(cell_text(value) for value in expect.values())]
-            self._csv.writerow(row)
+            # No cell runs as a formula in a spreadsheet; apply reads it back exactly.
+            self._csv.writerow([protect(str(cell)) for cell in row])
         else:
             if expect:
                 cells["expect"] = expect

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from bulk.engine.csv_cells import protect
 from bulk.engine.errors import ConfigError
-from bulk.engine.ledger import IN_DOUBT, OK, Entry, Ledger, open_existing
+from bulk.engine.ledger import CONFLICT, FAILED, IN_DOUBT, OK, Entry, Ledger, open_existing
 from bulk.engine.reader import format_of
 from bulk.tallyfy.apply_job import DRY_RUN
 from bulk.tallyfy.compare import prerun_values
@@ -40,9 +41,10 @@ from bulk.tallyfy.targets import (
     Target,
 )
 
-#: Which ledger rows an undo may take: done ones, and in-doubt ones (their write may have
-#: landed; if it did not, the record already shows the before-value and nothing is sent).
-UNDOABLE = (OK, IN_DOUBT)
+#: Which ledger rows an undo takes: every one whose write may have landed, whatever it
+#: ended as (`ok`; `in_doubt`; `conflict` or `failed` after a write that landed). Each
+#: undo row expects the values written, so one that did not land changes nothing.
+UNDOABLE = (OK, IN_DOUBT, CONFLICT, FAILED)
 
 
 @dataclass
@@ -71,7 +73,7 @@ def job_of(ledger: Ledger) -> tuple[Target, str]:
     return target, fingerprint.get("org", "")
 
 
-def write_undo(ledger_path: Path, output: Path, *, statuses: Iterable[str] = (OK,),
+def write_undo(ledger_path: Path, output: Path, *, statuses: Iterable[str] = UNDOABLE,
                format: str | None = None) -> UndoSummary:
     """Write the undo input for the ledger's rows with these statuses (atomically)."""
     out_format = format or format_of(output)
@@ -83,16 +85,17 @@ def write_undo(ledger_path: Path, output: Path, *, statuses: Iterable[str] = (OK
         summary = UndoSummary(output, target.name, org)
         with _atomic(output) as handle:
             writer = _Writer(handle, target, out_format)
-            for status in statuses:
-                for entry in ledger.entries(status):
-                    try:
-                        row = undo_row(target, entry)
-                    except _CannotUndo as exc:
-                        summary.skipped.append(f"row {entry.row} ({entry.record_id}): {exc}")
-                        continue
-                    if row is not None:
-                        writer.write(entry.row, row)
-                        summary.rows += 1
+            # Last row first: rows of one record are undone newest first, each expecting
+            # what the one after it left (and `bulk apply` keeps that order per record).
+            for entry in ledger.entries(tuple(statuses), newest_first=True):
+                try:
+                    row = undo_row(target, entry)
+                except _CannotUndo as exc:
+                    summary.skipped.append(f"row {entry.row} ({entry.record_id}): {exc}")
+                    continue
+                if row is not None:
+                    writer.write(entry.row, row)
+                    summary.rows += 1
             writer.finish()
     return summary
 
@@ -224,7 +227,7 @@ class _Writer:
         if missing:
             raise ConfigError(f"ledger row {number}: a kick-off column {missing[0]} a CSV "
                               "undo cannot hold; write the undo as .jsonl")
-        self._csv.writerow(cells)
+        self._csv.writerow({name: protect(text) for name, text in cells.items()})
 
 
 def _csv_columns(target: Target, id_column: str) -> list[str]:

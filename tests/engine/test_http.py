@@ -305,6 +305,14 @@ async def test_connection_refused_is_a_transport_error(session):
     assert str(raised.value).startswith("cannot connect")
     assert f":{port}" not in str(raised.value)
     assert_no_token(raised.value)
+    assert raised.value.sent is False  # no connection, so nothing of it left (issue 13)
+
+
+async def test_a_connection_dropped_after_sending_may_have_been_sent(server, session):
+    _, srv = server
+    with pytest.raises(TransportError) as raised:
+        await make_http(session).request("GET", str(srv.make_url("/drop")), path="runs/abc")
+    assert raised.value.sent is True  # it may have landed: in doubt
 
 
 async def test_every_request_goes_through_the_pacer(server, session):
