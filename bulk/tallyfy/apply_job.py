@@ -26,12 +26,13 @@ from bulk.engine.ledger_file import check_before_run
 from bulk.engine.pacing import Pacer
 from bulk.engine.reader import InputFile, RawRow
 from bulk.engine.retry import RetryPolicy
+from bulk.engine.row_gate import RowGate
 from bulk.engine.second_chance import SECOND_CHANCE_PAUSE
 from bulk.ledger_views.status_export import REPORT_COLUMNS
 from bulk.tallyfy.client import TallyfyClient, api_headers
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.preflight import preflight
-from bulk.tallyfy.row_applier import RowApplier
+from bulk.tallyfy.row_applier import MAX_READ_AGE, RowApplier
 from bulk.tallyfy.rows import TARGETS, RowParser, Target, check_columns
 
 #: Why 8 workers by default: the pacer, not the pool, sets the pace. At the default
@@ -188,10 +189,13 @@ async def execute(
         applier = RowApplier(job.target, job.parser, client, policy, clock,
                              dry_run=options.dry_run,
                              include_completed=options.include_completed)
+        # No row reads and then waits past its read's window for a write slot: rows
+        # under way follow what the pace serves in that window (see row_gate.py).
+        gate = RowGate(lambda: pacer.rows_in_flight(MAX_READ_AGE))
         runner = Job(
             rows=_numbered(job.input_file, job.ignored_columns, job.total),
             total=job.total,
-            handler=applier,
+            handler=gate.wrap(applier),
             ledger=job.ledger,
             concurrency=options.concurrency,
             retry_failed=options.retry_failed,
