@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from bulk.sandbox import Sandbox
-from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare, make_pacer
+from bulk.tallyfy.apply_job import ApplyOptions, execute, make_pacer, prepare
 from tests.apply.helpers import config, connection_to, rename_csv, run_ids
 
 
