@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench mutants clean
+.PHONY: demo test lint bench bench-pace mutants clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ mutants: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.run --output BENCHMARKS.md
+
+# The Pace piece alone (~6 min): replaces BENCHMARKS.md's "Pace" section only.
+bench-pace: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.run --only pace --output BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -123,10 +123,11 @@ class _RssSampler(threading.Thread):
 class Sandbox:
     """``bulk sandbox`` in its own process, on a free loopback port."""
 
-    def __init__(self, workdir: Path, *, runs: int, latency_ms: float, seed: int = 1) -> None:
+    def __init__(self, workdir: Path, *, runs: int, latency_ms: float, seed: int = 1,
+                 extra: tuple[str, ...] = ()) -> None:
         self.argv = [sys.executable, "-m", "bulk", "sandbox", "--host", "127.0.0.1",
                      "--port", "0", "--runs", str(runs), "--templates", "10",
-                     "--seed", str(seed), "--latency-ms", f"{latency_ms:g}"]
+                     "--seed", str(seed), "--latency-ms", f"{latency_ms:g}", *extra]
         self.latency_ms = latency_ms
         self._log_path = workdir / f"sandbox-{latency_ms:g}ms.log"
         self._proc: subprocess.Popen[str] | None = None
@@ -177,8 +178,10 @@ class Sandbox:
         """The environment of a client process: ours, plus where the sandbox is."""
         return {**os.environ, **self.env, "NO_PROXY": "127.0.0.1,localhost"}
 
-    def _call(self, path: str, method: str = "GET") -> Any:
-        request = urllib.request.Request(self.root + path, method=method)
+    def _call(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.root + path, method=method, data=data,
+                                         headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=120) as response:
             return json.loads(response.read())
 
@@ -192,6 +195,16 @@ class Sandbox:
         """Each run's users and groups, as the sandbox holds them now."""
         return {run["id"]: (run["users"], run["groups"])
                 for run in self._call("/_sandbox/org")["runs"]}
+
+    def settings(self, **values: Any) -> Any:
+        """Change the sandbox's settings (a quota set anew starts with full buckets)."""
+        return self._call("/_sandbox/settings", method="PUT", body=values)
+
+    def reset_stats(self) -> None:
+        self._call("/_sandbox/reset", method="POST")
+
+    def journal(self) -> list[dict[str, Any]]:
+        return self._call("/_sandbox/journal")["data"]
 
     def reset_data(self) -> None:
         """Restore every record as it was at start (undoes the SDK's member wipe)."""

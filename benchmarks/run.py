@@ -1,6 +1,7 @@
 """``make bench``: measure `bulk apply` on the local sandbox and write BENCHMARKS.md.
 
-    python -m benchmarks.run [--output BENCHMARKS.md] [--quick]
+    python -m benchmarks.run [--output BENCHMARKS.md] [--quick] [--shared-machine]
+    python -m benchmarks.run --only pace --output BENCHMARKS.md   # one piece, its section
 
 What it measures (issue 3, point 18), each client in its own process, the sandbox in another:
 rows/s of a rename with no latency and with 20 ms, at concurrency 8, 32 and 64; the official
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import loop, ordering, quota, report_big, sandbox_rps, tasks
+from benchmarks import loop, ordering, pace, quota, report_big, sandbox_rps, tasks
 from benchmarks._measure import measure_apply, measure_resume, measure_sdk
 from benchmarks._plan import CONCURRENCIES, FULL, LATENCIES, QUICK, SDK_MODES, Results, Sizes
 from benchmarks._procs import Sandbox
@@ -97,10 +98,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="Markdown file to write (default: stdout)")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes (1M rows -> 50k), for trying things out")
+    parser.add_argument("--only", choices=["pace", "ordering"],
+                        help="run this piece alone and replace its section of --output")
+    parser.add_argument("--shared-machine", action="store_true",
+                        help="mark the Pace section as measured while others used the machine")
     args = parser.parse_args(argv)
 
     def say(message: str) -> None:
         print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    if args.only is not None:
+        with tempfile.TemporaryDirectory(prefix=f"bulk-bench-{args.only}-") as tmp:
+            if args.only == "pace":
+                heading = "## Pace"
+                section = pace.render(pace.measure(Path(tmp), quick=args.quick, say=say),
+                                      shared=args.shared_machine)
+            else:
+                heading = "## Per-record ordering (`benchmarks/ordering.py`)"
+                section = ordering.render(ordering.measure(Path(tmp), quick=args.quick,
+                                                           say=say))
+        if args.output is None:
+            print(section)
+        else:
+            replace_section(args.output, heading, section)
+            say(f"replaced the {heading[3:]} section of {args.output}")
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="bulk-bench-") as tmp:
         results = run_benchmarks(QUICK if args.quick else FULL, Path(tmp), args.quick, say)
@@ -110,18 +132,39 @@ def main(argv: list[str] | None = None) -> int:
         task_results = tasks.measure(Path(tmp), quick=args.quick, say=say)
         say("per-record ordering: 10% repeated records beside none")
         order_results = ordering.measure(Path(tmp), quick=args.quick, say=say)
+        say("pace: the climb, the quota table in real time, CPU per row (issue 15)")
+        pace_results = pace.measure(Path(tmp), quick=args.quick, say=say)
     text, all_passed = render(results)
     if results.loop is not None:
         text += "\n" + loop.render(results.loop)
     text = text.rstrip("\n") + "\n\n" + "\n".join(report_big.section(big_report))
     text = text.rstrip("\n") + "\n\n" + tasks.render(task_results)
     text = text.rstrip("\n") + "\n\n" + ordering.render(order_results)
+    text = text.rstrip("\n") + "\n\n" + pace.render(pace_results, shared=args.shared_machine)
     if args.output is None:
         print(text)
     else:
         args.output.write_text(text)
         say(f"wrote {args.output} ({results.elapsed / 60:.1f} min)")
     return 0 if all_passed else 1
+
+
+def replace_section(path: Path, heading: str, section: str) -> None:
+    """Put `section` in place of `heading`'s section of `path` (up to the next heading of
+    the same level), or at the end; nothing else is touched."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    lines = text.splitlines()
+    level = heading.split(" ")[0] + " "
+    try:
+        start = lines.index(heading)
+    except ValueError:
+        path.write_text(text.rstrip("\n") + "\n\n" + section, encoding="utf-8")
+        return
+    end = next((n for n in range(start + 1, len(lines)) if lines[n].startswith(level)),
+               len(lines))
+    kept = lines[:start] + section.rstrip("\n").splitlines() + ([""] if end < len(lines)
+                                                                  else []) + lines[end:]
+    path.write_text("\n".join(kept) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from bulk.engine.errors import (
     TransportError,
 )
 from bulk.engine.pacing import Pacer
-from bulk.engine.retry import RetryPolicy, parse_retry_after
+from bulk.engine.retry import RetryPolicy, parse_reset, parse_retry_after
 
 #: An error body is a short message; a proxy's HTML page is cut rather than kept whole.
 MAX_ERROR_BODY = 4096
@@ -194,9 +194,13 @@ class JsonHttp:
                 allow_redirects=False,
             ) as response:
                 raw = await response.read()
+                answered = response.headers
                 if response.status != 429:
-                    self._pacer.accepted()
-                request_id = response.headers.get("X-Request-Id")
+                    self._pacer.accepted(sent_at)
+                told = _quota_told(answered)
+                if told is not None:
+                    self._pacer.observe(*told)
+                request_id = answered.get("X-Request-Id")
                 if 300 <= response.status < 400:
                     location = response.headers.get("Location")
                     raise RedirectRefused(
@@ -218,7 +222,9 @@ class JsonHttp:
                             path=path,
                         )
                     return Answer(response.status, data, request_id, sent_at)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = parse_retry_after(answered.get("Retry-After"))
+                if retry_after is None and response.status == 429:
+                    retry_after = parse_reset(answered.get("X-RateLimit-Reset"))
                 body_data = _parse(raw[:MAX_ERROR_BODY])
         except (TimeoutError, aiohttp.ClientError) as exc:
             failure = _describe(exc)
@@ -245,6 +251,18 @@ class JsonHttp:
             # pace settles just under what the server accepted (see pacing.py).
             self._pacer.refused(retry_after, sent_at)
         raise error
+
+
+def _quota_told(headers: Any) -> tuple[int, int] | None:
+    """(X-RateLimit-Limit, X-RateLimit-Remaining) when the answer carries both, readable."""
+    limit = headers.get("X-RateLimit-Limit")
+    if limit is None:
+        return None
+    remaining = headers.get("X-RateLimit-Remaining")
+    try:
+        return int(limit), max(0, int(remaining))
+    except (TypeError, ValueError):
+        return None  # unreadable: the pacer finds the quota itself
 
 
 def _parse(raw: bytes) -> Any:

@@ -1,39 +1,45 @@
-"""One shared pacer for every request of a job: it finds the server's quota and keeps under it.
+"""One shared pacer for every request of a job: it keeps under the server's quota.
 
 Every HTTP attempt (GET or PUT, first try or retry) passes through `Pacer.acquire`, so
 retries pay for their budget. The quota belongs to the token, not to a worker, so a 429
-pauses *every* worker.
+pauses *every* worker. The slots themselves are handed out by `aiolimiter` (see slots.py);
+this module decides the pace they come at.
 
-How the quota is found (no document states it): the pacer counts what the server accepted.
-On a 429 that is news (sent after the last pause began), it settles at `SETTLE` of the
-rate the server accepted since the previous 429, pauses everyone for the Retry-After
-(short; not also a reason to cut the pace hard), then probes upward by a small step per
-quiet second. Why "since the previous 429": a token-bucket quota is empty at each 429, so
-between two of them it let through exactly its refill rate, whatever its burst size. The
-first 429 has no previous one; the last second stands in, and the next cycle corrects it.
-Until the first 429 the pace doubles each quiet second from its `start`, so a quota above
-the start is found too, up to the ceiling: the rate the user gave (never exceeded), or
-`AUTO_CEILING` with `auto`. Starting low rather than at a high ceiling keeps the first
-storm of 429s small.
+The server's own numbers first. When answers carry `X-RateLimit-Limit` and
+`X-RateLimit-Remaining` (Laravel's pair, which Tallyfy's older pages show), the pace comes
+from them at once (`observe`): the refill rate is measured as what the server let through
+plus how much its remaining count grew, over the last second or so, and the pace is that
+rate plus whatever keeps the remaining count near a small reserve (spent within
+`HORIZON` seconds). Until a second has been measured, the limit is taken as one second's
+worth (the documents speak of short-window burst protection). No climb, no probing: a
+429 then only pauses everyone for its Retry-After (or X-RateLimit-Reset).
 
-The slots are kept by a small GCRA scheduler on the injected clock rather than a library
-limiter: the pace changes while callers wait, and tests drive it with a fake clock.
+Without them, the quota is found. Until the first 429 the pace climbs per round trip:
+as soon as a request sent at the current pace comes back accepted while callers had to
+wait for slots, the pace is multiplied by `CLIMB`, up to the ceiling (the rate the user gave, never
+exceeded, or `AUTO_CEILING` with `auto`), so a fast server costs a few round trips. On a
+429 that is news (sent after the last pause began), it settles at `SETTLE` of the rate
+the server accepted (since the previous 429: a token bucket is empty at each 429, so in
+between it let through exactly its refill rate, whatever its burst; before the first
+one, since the start, over at least a second), pauses everyone for the Retry-After, then
+probes upward per quiet second: by a fifth until the next 429 (the first estimate spans
+the server's burst too), then by a small step.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Callable
 
 from bulk.engine.clock import Clock, LoopClock
+from bulk.engine.slots import Slots
 
 #: Float noise allowance when comparing clock readings (looptime counts in microseconds).
 _EPSILON = 1e-4
 
 
 class Pacer:
-    """Requests per second with a small burst, a shared pause, and quota discovery.
+    """Requests per second with a small burst, a shared pause, and the quota's pace.
 
     Counts for a report: `rate_limited` (429s seen), `pauses` (shared pauses begun),
     `paused_seconds`. Callbacks for a later event log: `on_429(now)`,
@@ -46,15 +52,27 @@ class Pacer:
     #: settled pace (additive: a gentle probe, not a doubling).
     PROBE_EVERY = 1.0
     PROBE_STEP = 0.01
-    #: Before the first 429: the pace doubles every CLIMB_EVERY quiet seconds, up to the
-    #: ceiling (a quota of 200/s is reached from 10/s in ~2 s).
-    CLIMB = 2.0
-    CLIMB_EVERY = 0.5
+    #: After the first 429 only (its estimate spans the server's burst as well as its
+    #: rate, so it may be low): PROBE_FIRST of the pace per quiet second, until the next
+    #: 429 measures a whole cycle.
+    PROBE_FIRST = 0.2
+    #: Before the first 429: the pace is multiplied by CLIMB per round trip (10/s to
+    #: 1000/s in four).
+    CLIMB = 4.0
     AUTO_CEILING = 1000.0
     #: A 429 without Retry-After pauses everyone this long (a quota window is ~1 s).
     DEFAULT_PAUSE = 1.0
     #: Accepted requests are remembered this long for the estimate.
     WINDOW = 60.0
+    #: From the headers: the server's remaining count is brought to RESERVE of its limit
+    #: within HORIZON seconds; the refill rate is measured over
+    #: MEASURE seconds at least.
+    RESERVE = 0.1
+    HORIZON = 1.0
+    MEASURE = 1.0
+    #: A pace from the headers replaces the current one when it differs by this share
+    #: (a new limiter per answer would cost more than it gains).
+    RETUNE = 0.05
 
     def __init__(
         self,
@@ -73,22 +91,25 @@ class Pacer:
         self.auto = auto
         self.max_rate = self.AUTO_CEILING if auto else rate  # never exceeded
         self.min_rate = min(rate, 1.0)  # never slower than this, however many 429s
-        # The pace now: it may start below the ceiling and climb to find the quota.
-        self.rate = min(start, self.max_rate) if start else rate
         self._clock = clock or LoopClock()
+        # The pace now: it may start below the ceiling and climb to find the quota.
+        self._slots = Slots(min(start, self.max_rate) if start else rate, self.burst,
+                            self._clock)
         self.on_429 = on_429
         self.on_pause = on_pause
-        self._tat: float | None = None  # GCRA: theoretical arrival time of the next slot
-        self._lock = asyncio.Lock()
         self._cooldown_until = 0.0
         self._pause_began: float | None = None  # when the last 429 event paused everyone
         self._accepted: deque[float] = deque()  # times of answers that were not 429
+        self._accepted_total = 0
         self._changed_at: float | None = None  # when the pace last changed
         self._started: float | None = None  # the first slot
-        self._pause_ended = float("-inf")  # when the last 429's pause ended
         self._saturated = False  # a caller waited for its slot since the last change
-        self._found = False  # a 429 has been seen: probe gently from now on
+        self._found = False  # a 429 has been seen: probe from now on
+        self._cycles = 0  # 429 events that settled the pace
         self._step = 0.0
+        #: (time, remaining, accepted so far) of answers with the server's numbers.
+        self._told: deque[tuple[float, int, int]] = deque()
+        self.limit: int | None = None  # the server's X-RateLimit-Limit, once told
         self.cooldowns = 0  # pauses begun or extended (a 429 or cool_down)
         self.pauses = 0  # distinct shared pauses
         self.waits = 0  # acquisitions that had to wait out a pause
@@ -99,52 +120,69 @@ class Pacer:
     def clock(self) -> Clock:
         return self._clock
 
+    @property
+    def rate(self) -> float:
+        """The pace now, in requests per second."""
+        return self._slots.rate
+
+    @property
+    def told(self) -> bool:
+        """The server states its quota in its answers' headers."""
+        return self.limit is not None
+
     async def acquire(self) -> float:
         """Wait for any pause to pass, then for a slot at the pace; returns the send time.
 
-        Callers queue on a lock (first come, first served) and only the one at the head
-        sleeps: a change of pace or a pause applies at once to everyone still queued,
-        and an injected clock sees one sleep at a time.
+        Callers queue first come, first served, and only the one at the head waits on
+        the limiter: a change of pace or a pause applies at once to everyone queued.
         """
-        waited = self._cooldown_until - self._clock.now() > _EPSILON
-        async with self._lock:
-            while True:
-                now = self._clock.now()
-                remaining = self._cooldown_until - now
-                if remaining > _EPSILON:
-                    waited = True
-                    await self._clock.sleep(remaining)
-                    continue
-                interval = 1.0 / self.rate
-                tat = now if self._tat is None else max(self._tat, now)
-                delay = tat - (self.burst - 1) * interval - now
-                if delay > _EPSILON:
-                    self._saturated = True
-                    rate = self.rate
-                    self._maybe_probe(now)  # held back by the pace: it may climb now
-                    if self.rate != rate:
-                        continue
-                    # Then look again: a 429 may have paused everyone meanwhile, and the
-                    # pace may climb before this slot comes (never sleep past a probe).
-                    await self._clock.sleep(min(delay, self._probe_every()))
-                    continue
-                self._tat = tat + interval
-                break
-        if waited:
+        paused = self._pause_left() > 0
+        if not await self._slots.take(self._pause_left):
+            self._saturated = True
+        now = self._clock.now()
+        if paused:
             self.waits += 1
         if self._started is None:
-            self._started = now
-        self._maybe_probe(now)
+            self._started = self._changed_at = now
+        elif self._found and not self.told:
+            self._maybe_probe(now)
         return now
 
-    def accepted(self) -> None:
+    def accepted(self, sent_at: float | None = None) -> None:
         """An answer that was not a 429: the quota let that request through."""
         now = self._clock.now()
+        self._accepted_total += 1
+        if self.told:
+            return
         self._accepted.append(now)
-        if self._changed_at is None:
-            self._changed_at = now
-        while self._accepted and self._accepted[0] < now - self.WINDOW:
+        while self._accepted[0] < now - self.WINDOW:
             self._accepted.popleft()
+        changed = self._changed_at
+        if (not self._found and self._saturated and sent_at is not None
+                and changed is not None and sent_at >= changed
+                and now >= self._cooldown_until and self.rate < self.max_rate):
+            # A round trip at this pace, all accepted, and callers held back by it.
+            self._set_rate(min(self.max_rate, self.rate * self.CLIMB), now)
+
+    def observe(self, limit: int, remaining: int) -> None:
+        """The server's X-RateLimit-Limit and X-RateLimit-Remaining on an answer."""
+        now = self._clock.now()
+        self.limit = max(1, limit)
+        told = self._told
+        told.append((now, remaining, self._accepted_total))
+        while len(told) > 2 and told[1][0] <= now - self.MEASURE:
+            told.popleft()
+        then, before, counted = told[0]
+        if now - then >= self.MEASURE / 2:
+            refill = max(0.0, (self._accepted_total - counted + remaining - before)
+                         / (now - then))
+        else:
+            refill = float(self.limit)  # one second's worth, until measured
+        reserve = self.RESERVE * self.limit  # below the limit even for a bucket of 1
+        pace = refill + (remaining - reserve) / self.HORIZON
+        pace = max(self.min_rate, min(self.max_rate, pace))
+        if abs(pace - self.rate) > self.RETUNE * self.rate:
+            self._set_rate(pace, now)
 
     def refused(self, retry_after: float | None, sent_at: float | None = None) -> None:
         """A 429. The first one sent after the last pause began settles the pace and
@@ -162,31 +200,29 @@ class Pacer:
             if retry_after is not None:
                 self.cool_down(retry_after)
             return
-        self._settle(now)
+        if not self.told:
+            self._settle(now)
         self._pause_began = now
         self.cool_down(self.DEFAULT_PAUSE if retry_after is None else retry_after)
-        self._pause_ended = self._cooldown_until
 
     def _settle(self, now: float) -> None:
+        # Since the 429 that began the last pause (a whole cycle: the bucket was empty
+        # then and is empty now, so what it let through is its refill rate); before the
+        # first one, since the start, over at least a second (a burst taken in the
+        # first moments is not a rate).
         if self._found:
-            # A whole cycle, from the 429 that began the last pause: the bucket was
-            # empty then and is empty now, so what it let through is its refill rate.
             assert self._pause_began is not None
             start = max(self._pause_began, now - self.WINDOW)
+            span = now - start
         else:
-            # Still climbing: the last second at the pace (not the pause before it).
-            start = max(now - 1.0, self._started if self._started is not None else now,
-                        self._pause_ended)
+            start = self._started if self._started is not None else now
+            span = max(1.0, now - start)
         count = sum(1 for at in self._accepted if at >= start)
-        estimate = count / max(0.05, now - start) if count else self.rate / 2
-        if not self._found and (now - start < 0.5 or estimate >= self.SETTLE * self.rate):
-            # Too early to measure (answers still in flight), or the server took all we
-            # sent at this pace: the 429 is about a burst (ours larger than its bucket),
-            # not the rate. Pause, keep climbing.
-            return
+        estimate = count / max(0.05, span) if count else self.rate / 2
         rate = max(self.min_rate, min(self.rate, self.SETTLE * estimate, self.max_rate))
         self._found = True
-        self._step = self.PROBE_STEP * rate
+        self._cycles += 1
+        self._step = (self.PROBE_FIRST if self._cycles == 1 else self.PROBE_STEP) * rate
         self._set_rate(rate, now)
 
     def cool_down(self, seconds: float) -> None:
@@ -206,14 +242,11 @@ class Pacer:
         self._cooldown_until = until
         # No burst after a pause: the server has just said "too many". The first slot is
         # at its end, the next ones at the pace.
-        self._tat = until + (self.burst - 1) / self.rate
+        self._slots.refill(self.burst - 1)
 
     def _maybe_probe(self, now: float) -> None:
-        if self._changed_at is None:
-            self._changed_at = now
-            return
-        every = self._probe_every()
-        if now - self._changed_at < every or now < self._cooldown_until:
+        assert self._changed_at is not None
+        if now - self._changed_at < self.PROBE_EVERY or now < self._cooldown_until:
             return
         if not self._saturated or self.rate >= self.max_rate:
             # Not held back by the pace (the workers or the network are the limit):
@@ -221,26 +254,23 @@ class Pacer:
             self._changed_at = now
             self._saturated = False
             return
-        if self._found:
-            rate = self.rate + self._step
-        else:
-            rate = self.rate * self.CLIMB
-        self._set_rate(min(self.max_rate, rate), now)
-
-    def _probe_every(self) -> float:
-        if self.rate >= self.max_rate:
-            return float("inf")
-        return self.PROBE_EVERY if self._found else self.CLIMB_EVERY
+        step = self.PROBE_FIRST * self.rate if self._cycles == 1 else self._step
+        self._set_rate(min(self.max_rate, self.rate + step), now)
 
     def _set_rate(self, rate: float, now: float) -> None:
-        if self._tat is not None and self._tat > now:
-            # Slots already handed out are a debt counted in the old pace's intervals:
-            # re-priced at the new pace, or a burst taken at a low starting pace would
-            # hold everyone back for burst/start seconds however fast the pace climbs.
-            self._tat = now + (self._tat - now) * self.rate / rate
-        self.rate = rate
+        self._slots.set_rate(rate)
         self._changed_at = now
         self._saturated = False
+
+    def rows_in_flight(self, window: float, requests_per_row: int = 2) -> int:
+        """How many rows may be under way so that none waits longer than `window` for
+        the slots of its requests at the pace now (at least one). Half the window is
+        kept for what the pace does not see: round trips, and a pause after a 429."""
+        return max(1, int(self.rate * window / 2 / requests_per_row))
+
+    def _pause_left(self) -> float:
+        left = self._cooldown_until - self._clock.now()
+        return left if left > _EPSILON else 0.0
 
     def cooling_for(self) -> float:
         """Seconds left in the current pause (0 when none)."""

@@ -9,6 +9,7 @@ is (only exception *types we name* are retried).
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,6 +78,21 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
     if seconds != seconds:  # NaN
         return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+def parse_reset(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from X-RateLimit-Reset (a Unix time, as Laravel sends it), clamped
+    like Retry-After; None when absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        reset = float(value.strip())
+    except ValueError:
+        return None
+    if reset != reset:  # NaN
+        return None
+    seconds = reset - (time.time() if now is None else now)
     return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 

@@ -2,7 +2,9 @@
 
 It serves runs and templates (GET, PUT, lists) the way production does, including the
 dangerous parts (a PUT without ``users``/``groups`` wipes them, unknown keys vanish with a
-200, templates need ``title``), a per-token quota answered with 429 + ``Retry-After``, and
+200, templates need ``title``), a per-token quota answered with 429 + ``Retry-After`` (and
+Laravel's ``X-RateLimit-Limit``/``-Remaining`` on every answer, ``-Reset`` on a 429, unless
+``rate_headers=False``), and
 seeded faults (latency, 5xx pages, dropped connections, writes applied but answered 503,
 answers slower than a client's timeout). ``bulk sandbox`` runs it from a shell; tests and
 benchmarks start it in-process::

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -128,6 +130,10 @@ class Service:
         self.clock = config.clock
         self.quota: Quota | None = None
         self.retry_after = config.retry_after
+        self.rate_headers = config.rate_headers
+        #: The quota's (limit, remaining) as counted on a request's arrival, by id(request),
+        #: until its answer carries them.
+        self._quota_told: dict[int, tuple[int, int]] = {}
         self.set_rate_limit(config.rate_limit, config.burst)
         self.dice = FaultDice(config.seed)
         self.closing = asyncio.Event()
@@ -168,6 +174,7 @@ class Service:
             "faults": self.faults.to_dict(),
             "rate_limit": self.quota.rate if self.quota else None,
             "burst": self.quota.burst if self.quota else None,
+            "rate_headers": self.rate_headers,
             "latency_ms": self.latency_ms,
             "jitter_ms": self.jitter_ms,
         }
@@ -246,6 +253,10 @@ class Service:
         stats.journal.append(
             JournalEntry(arrived, request.method, request.path, status, request_id, fault, body))
         response.headers["X-Request-Id"] = request_id
+        told = self._quota_told.pop(id(request), None)
+        if told is not None:
+            response.headers["X-RateLimit-Limit"] = str(told[0])
+            response.headers["X-RateLimit-Remaining"] = str(told[1])
         return response
 
     async def _answer(self, request: web.Request,
@@ -261,8 +272,11 @@ class Service:
             return _json(401, {"error": True, "message": "Unauthenticated."}), None
         if request.match_info.get("org") != self.store.org_id:
             return _forbidden("You do not have access to this organization."), None
-        if self.quota is not None:
-            wait = self.quota.take(self.token)
+        quota = self.quota
+        if quota is not None:
+            wait = quota.take(self.token)
+            if self.rate_headers:  # counted on arrival, told with the answer (see _serve)
+                self._quota_told[id(request)] = (quota.limit, quota.remaining(self.token))
             if wait:
                 self.stats.rate_limited += 1
                 response = _json(429, {"message": "Too many requests. Please slow down.",
@@ -270,6 +284,9 @@ class Service:
                 mode = self.retry_after
                 if mode == "always" or (mode == "sometimes" and self.stats.rate_limited % 2):
                     response.headers["Retry-After"] = str(wait)
+                if self.rate_headers:
+                    reset = time.time() + quota.seconds_to_next(self.token)
+                    response.headers["X-RateLimit-Reset"] = str(math.ceil(reset))
                 return response, "rate_limited"
         path = request.path
         if path.startswith("/api/"):

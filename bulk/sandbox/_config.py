@@ -93,6 +93,11 @@ class SandboxConfig:
     burst: float | None = None
     #: When a 429 carries Retry-After: "always", "sometimes" (every other one) or "never".
     retry_after: str = "always"
+    #: With a quota: every answer carries X-RateLimit-Limit (the bucket's size) and
+    #: X-RateLimit-Remaining (whole requests it holds after this one), and a 429 also
+    #: X-RateLimit-Reset (the Unix time a request is let through again), as Laravel sends
+    #: them. False: none of the three, so a client must find the quota by itself.
+    rate_headers: bool = True
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     faults: Faults = field(default_factory=Faults)

@@ -104,3 +104,21 @@ class Quota:
         self._buckets[key] = (tokens, now)
         # The epsilon keeps float noise (0.5 / 0.5 = 1.0000000001) from adding a second.
         return max(1, math.ceil((1.0 - tokens) / self.rate - 1e-9))
+
+    @property
+    def limit(self) -> int:
+        """X-RateLimit-Limit: the most requests the bucket lets through at once."""
+        return max(1, int(self.burst))
+
+    def remaining(self, key: str) -> int:
+        """X-RateLimit-Remaining: whole requests the bucket would let through now."""
+        now = self._clock()
+        tokens, at = self._buckets.get(key, (self.burst, now))
+        return int(min(self.burst, tokens + max(0.0, now - at) * self.rate) + 1e-9)
+
+    def seconds_to_next(self, key: str) -> float:
+        """Seconds until the bucket lets one request through again (0: now)."""
+        now = self._clock()
+        tokens, at = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate)
+        return max(0.0, (1.0 - tokens) / self.rate)

@@ -137,7 +137,7 @@ def add_observation_routes(router: web.UrlDispatcher, service: Service) -> None:
 
 def _apply_settings(service: Service, body: dict[str, Any]) -> None:
     """All or nothing: every value is checked before any is applied."""
-    known = {"faults", "rate_limit", "burst", "latency_ms", "jitter_ms"}
+    known = {"faults", "rate_limit", "burst", "latency_ms", "jitter_ms", "rate_headers"}
     unknown = sorted(set(body) - known)
     if unknown:
         raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
@@ -157,8 +157,12 @@ def _apply_settings(service: Service, body: dict[str, Any]) -> None:
             raise ValueError(f"{name} must be a number")
     if latency is None or jitter is None:
         raise ValueError("latency_ms and jitter_ms must be numbers")
+    rate_headers = body.get("rate_headers", service.rate_headers)
+    if not isinstance(rate_headers, bool):
+        raise ValueError("rate_headers must be true or false")
     check_quota(rate, burst)
     check_latency(latency, jitter)
     service.set_latency(latency, jitter)
     service.set_rate_limit(rate, burst)
+    service.rate_headers = rate_headers
     service.faults = faults

@@ -79,6 +79,9 @@ def _note(message: str) -> None:
               help="Quota in requests/second per token; over it: 429 + Retry-After. [off]")
 @click.option("--burst", type=click.FloatRange(min=1),
               help="Requests the quota lets through at once. [one second's worth]")
+@click.option("--rate-headers/--no-rate-headers", default=True, show_default=True,
+              help="With a quota, answer with X-RateLimit-Limit/-Remaining (and -Reset on "
+                   "a 429); without them a client must find the quota itself.")
 @click.option("--latency-ms", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Added to every API answer.")
 @click.option("--jitter-ms", default=0.0, show_default=True, type=click.FloatRange(min=0),

@@ -20,6 +20,7 @@ from bulk.engine.ledger import (
 )
 from bulk.engine.ledger_file import check_before_run
 from bulk.engine.reader import InputFile, RawRow
+from bulk.engine.row_gate import RowGate
 from bulk.engine.second_chance import SECOND_CHANCE_PAUSE
 from bulk.engine.summary import Summary
 from bulk.ledger_views.status_export import REPORT_COLUMNS
@@ -27,7 +28,7 @@ from bulk.options import default, shown_keys
 from bulk.tallyfy.api import Api, Pacing, open_api
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.people import People
-from bulk.tallyfy.row_applier import RowApplier
+from bulk.tallyfy.row_applier import MAX_READ_AGE, RowApplier
 from bulk.tallyfy.rows import RowParser
 from bulk.tallyfy.targets import TARGETS, Target, check_columns
 
@@ -215,10 +216,13 @@ async def execute(
                              include_completed=options.include_completed,
                              people=People(client, api.policy, clock,
                                            prepared.input_file.name))
+        # No row reads and then waits past its read's window for a write slot: rows
+        # under way follow what the pace serves in that window (see row_gate.py).
+        gate = RowGate(lambda: pacer.rows_in_flight(MAX_READ_AGE))
         runner = Job(
             rows=_numbered(prepared.input_file, prepared.ignored_columns, prepared.total),
             total=prepared.total,
-            handler=applier,
+            handler=gate.wrap(applier),
             ledger=prepared.ledger,
             concurrency=options.concurrency,
             retry_failed=options.retry_failed,

@@ -91,6 +91,6 @@ async def test_a_second_ctrl_c_stops_at_once_and_resume_settles_the_rest(tmp_pat
         sandbox.latency_ms = 0
         summary, entries = await run_job(sandbox, path, ledger=ledger)
 
-        assert [e.status for e in entries] == ["ok"] * 30
+        assert [e.status for e in entries] == ["ok"] * 30, [e.error for e in entries]
         assert summary.settled >= in_doubt
         assert max(sandbox.stats.writes_per_record.values()) == 1

@@ -53,9 +53,11 @@ async def run_against_quota(
     seconds: float = 60.0,
     workers: int = 16,
     latency: float = 0.02,
+    headers: bool = False,
 ) -> QuotaRun:
     """`rate=None` is `--rate auto`. `retry_after`: "always", "sometimes" (every other
-    429 has none) or "never"."""
+    429 has none) or "never". `headers`: every answer tells the pacer the bucket's
+    X-RateLimit-Limit and -Remaining, as the sandbox's answers do."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     bucket = Quota(quota, None, loop.time)
@@ -69,6 +71,7 @@ async def run_against_quota(
             if sent >= end:
                 return
             wait = bucket.take("token")
+            left = bucket.remaining("token")  # counted on arrival, told with the answer
             await asyncio.sleep(latency)
             if wait:
                 run.refused += 1
@@ -76,7 +79,9 @@ async def run_against_quota(
                 pacer.refused(float(wait) if given else None, sent)
             else:
                 run.accepted += 1
-                pacer.accepted()
+                pacer.accepted(sent)
+            if headers:
+                pacer.observe(bucket.limit, left)
 
     async def ticker() -> None:
         for second in range(1, int(seconds) + 1):

@@ -19,8 +19,13 @@ from bulk.engine.pacing import Pacer
 pytestmark = pytest.mark.looptime
 
 
+def on_time(expected: list[float]) -> object:
+    # A slot comes a few microseconds after its time, never before (slots.py: _LATE).
+    return pytest.approx(expected, abs=1e-4)
+
+
 def loop_now() -> float:
-    return round(asyncio.get_running_loop().time(), 6)
+    return round(asyncio.get_running_loop().time(), 5)  # a slot may come 2 µs early (slots.py)
 
 
 async def test_rate_with_small_burst(looptime):
@@ -30,8 +35,8 @@ async def test_rate_with_small_burst(looptime):
         await pacer.acquire()
         times.append(loop_now())
     # Two at once (the burst), then one every 1/8 s: ten acquisitions end at t=1.0.
-    assert times == [0.0, 0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
-    assert looptime == 1.0
+    assert times == on_time([0.0, 0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0])
+    assert loop_now() == pytest.approx(1.0, abs=1e-4)
 
 
 async def test_rate_is_shared_by_concurrent_callers(looptime):
@@ -45,8 +50,8 @@ async def test_rate_is_shared_by_concurrent_callers(looptime):
 
     await asyncio.gather(*(worker() for _ in range(4)))
     # 12 acquisitions in all, one every 0.25 s whoever asks.
-    assert sorted(times) == [n * 0.25 for n in range(12)]
-    assert looptime == 2.75
+    assert sorted(times) == on_time([n * 0.25 for n in range(12)])
+    assert loop_now() == pytest.approx(2.75, abs=1e-4)
 
 
 async def test_burst_does_not_build_up_while_idle(looptime):
@@ -56,7 +61,7 @@ async def test_burst_does_not_build_up_while_idle(looptime):
     for _ in range(4):
         await pacer.acquire()
         times.append(loop_now())
-    assert times == [100.0, 100.0, 100.125, 100.25]
+    assert times == on_time([100.0, 100.0, 100.125, 100.25])
 
 
 async def test_cooldown_holds_back_every_other_task(looptime):
@@ -75,7 +80,7 @@ async def test_cooldown_holds_back_every_other_task(looptime):
     await asyncio.gather(refused(), other("a"), other("b"), other("c"))
     # Nobody gets through before t=5; then the steady rate, no burst (the server has
     # just said "too many").
-    assert sorted(times.values()) == [5.0, 5.125, 5.25]
+    assert sorted(times.values()) == on_time([5.0, 5.125, 5.25])
     assert pacer.cooldowns == 1
     assert pacer.waits == 3
 
@@ -94,7 +99,7 @@ async def test_cooldown_also_stops_callers_already_queued_for_a_slot(looptime):
     await asyncio.sleep(0.5)
     pacer.cool_down(10)
     await asyncio.gather(*tasks)
-    assert times == [0.0, 10.5, 11.5, 12.5]
+    assert times == on_time([0.0, 10.5, 11.5, 12.5])
 
 
 async def test_second_cooldown_extends_shorter_one_does_not_shorten(looptime):
@@ -117,7 +122,7 @@ async def test_second_cooldown_extends_shorter_one_does_not_shorten(looptime):
     assert pacer.cooling_for() == pytest.approx(5.0)
     assert pacer.cooldowns == 2
     await task
-    assert done == [7.0]
+    assert done == on_time([7.0])
     assert pacer.cooling_for() == 0.0
     assert pacer.waits == 1
 

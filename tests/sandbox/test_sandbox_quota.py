@@ -111,3 +111,37 @@ async def test_retry_after_always_sometimes_or_never(start_sandbox, api_for, mod
 def test_an_unknown_retry_after_mode_is_refused():
     with pytest.raises(ValueError, match="retry_after"):
         SandboxConfig(retry_after="often")
+
+
+async def test_with_a_quota_every_answer_tells_its_limit_and_what_remains(start_sandbox,
+                                                                            api_for, clock):
+    api = api_for(await start_sandbox(rate_limit=2, burst=3))
+    answers = [await api.get("/runs") for _ in range(4)]
+    assert [a.status for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["X-RateLimit-Limit"] for a in answers] == ["3"] * 4
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+    refused = answers[-1]
+    assert refused.body["code"] == "RATE_LIMIT_EXCEEDED"
+    assert refused.headers["Retry-After"] == "1"
+    # Laravel's X-RateLimit-Reset: the Unix time a request fits again (here 0.5 s away).
+    import time
+    reset = int(refused.headers["X-RateLimit-Reset"])
+    assert time.time() <= reset <= time.time() + 2
+    assert "X-RateLimit-Reset" not in answers[0].headers
+    clock.advance(1.0)  # two requests' worth
+    assert (await api.get("/runs")).headers["X-RateLimit-Remaining"] == "1"
+
+
+async def test_without_rate_headers_a_client_must_find_the_quota(start_sandbox, api_for):
+    api = api_for(await start_sandbox(rate_limit=2, burst=1, rate_headers=False))
+    ok, refused = await api.get("/runs"), await api.get("/runs")
+    assert (ok.status, refused.status) == (200, 429)
+    assert refused.headers["Retry-After"] == "1"  # a 429 still says when to come back
+    for answer in (ok, refused):
+        assert not {"X-RateLimit-Limit", "X-RateLimit-Remaining",
+                    "X-RateLimit-Reset"} & set(answer.headers)
+
+
+async def test_without_a_quota_no_rate_headers(start_sandbox, api_for):
+    answer = await api_for(await start_sandbox()).get("/runs")
+    assert answer.status == 200 and "X-RateLimit-Limit" not in answer.headers

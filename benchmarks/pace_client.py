@@ -1,0 +1,115 @@
+"""One client process of the Pace benchmark: a `bulk apply` job, or a bare aiohttp loop.
+
+    python -m benchmarks.pace_client bulk INPUT LEDGER CONCURRENCY RATE [--fixed]
+    python -m benchmarks.pace_client bare INPUT - CONCURRENCY -
+
+Reads TALLYFY_BASE_URL, TALLYFY_ORG_ID and TALLYFY_ACCESS_TOKEN; prints one JSON line:
+the job's own seconds (from its first request to its last answer, without start-up),
+the process CPU time over the job and over the whole process, the rows done and the
+requests sent. `--fixed`: the pace is set at its ceiling from the first request (the
+twin of a climbing job). `bare`: for each row a GET and a PUT of the new name with the
+run's users and groups, `CONCURRENCY` workers, nothing else (no ledger, no pacer, no
+retry, no checks): the floor any client doing the same job pays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bulk_job(input_path: Path, ledger: Path, concurrency: int, rate: str,
+             fixed: bool) -> dict[str, object]:
+    from bulk.tallyfy import api, apply_job
+    from bulk.tallyfy.connection import connection_from_env
+
+    if fixed:
+        make = api.make_pacer
+
+        def at_ceiling(rate, burst, clock):  # type: ignore[no-untyped-def]
+            pacer = make(rate, burst, clock)
+            pacer._slots.rate = pacer.max_rate  # no climb: the twin
+            return pacer
+
+        api.make_pacer = at_ceiling  # type: ignore[assignment]
+    # `auto` with the default burst, as a user runs it; a number is the benchmarks' "the
+    # pacer never holds anything back" (with the burst they give it).
+    auto = rate == "auto"
+    options = apply_job.ApplyOptions(input=input_path, ledger=ledger, concurrency=concurrency,
+                                     rate="auto" if auto else float(rate),
+                                     burst=api.DEFAULT_BURST if auto else 100)
+    prepared = apply_job.prepare(options, connection_from_env())
+    cpu, started = _process_cpu(), time.perf_counter()
+    try:
+        summary = asyncio.run(apply_job.execute(prepared))
+    finally:
+        prepared.ledger.close()
+    return {"job_s": time.perf_counter() - started, "job_cpu_s": _process_cpu() - cpu,
+            "ok": summary.done["ok"], "requests": summary.requests,
+            "rate_limited": summary.rate_limited, "exit_code": summary.exit_code}
+
+
+async def _bare(rows: list[tuple[str, str]], concurrency: int) -> int:
+    import aiohttp
+
+    base = os.environ["TALLYFY_BASE_URL"].rstrip("/")
+    org = os.environ["TALLYFY_ORG_ID"]
+    headers = {"Authorization": f"Bearer {os.environ['TALLYFY_ACCESS_TOKEN']}",
+               "Accept": "application/json", "X-Tallyfy-Client": "APIClient"}
+    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    for row in rows:
+        queue.put_nowait(row)
+    done = 0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal done
+        while not queue.empty():
+            run_id, name = queue.get_nowait()
+            url = f"{base}/organizations/{org}/runs/{run_id}"
+            async with session.get(url, headers=headers) as answer:
+                run = (await answer.json())["data"]
+            body = {"name": name, "users": run["users"], "groups": run["groups"]}
+            async with session.put(url, json=body, headers=headers) as answer:
+                await answer.read()
+                done += answer.status == 200
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    return done
+
+
+def bare_loop(input_path: Path, concurrency: int) -> dict[str, object]:
+    with open(input_path, newline="") as handle:
+        rows = [(line["id"], line["name"]) for line in csv.DictReader(handle)]
+    cpu, started = _process_cpu(), time.perf_counter()
+    done = asyncio.run(_bare(rows, concurrency))
+    return {"job_s": time.perf_counter() - started, "job_cpu_s": _process_cpu() - cpu,
+            "ok": done, "requests": 2 * len(rows), "rate_limited": 0, "exit_code": 0}
+
+
+def main(argv: list[str]) -> int:
+    mode, input_path, ledger, concurrency, rate = argv[:5]
+    if mode == "bulk":
+        found = bulk_job(Path(input_path), Path(ledger), int(concurrency), rate,
+                         "--fixed" in argv)
+    else:
+        found = bare_loop(Path(input_path), int(concurrency))
+    found["process_cpu_s"] = _process_cpu()
+    print(json.dumps(found))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

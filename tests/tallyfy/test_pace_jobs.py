@@ -1,0 +1,68 @@
+"""Issue 15, whole jobs: the climb costs almost nothing, and no row reads and then waits
+past its read's window for a write slot. The real path (execute, aiohttp, the sandbox
+over loopback) in looptime's fake loop time, which the sandbox's quota and latency use."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bulk.sandbox import Sandbox
+from bulk.tallyfy.api import make_pacer
+from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
+from tests.support.helpers import config, connection_to, rename_csv, run_ids
+
+
+async def _job(tmp_path, name: str, *, rows: int, quota: float | None = None,
+               headers: bool = True, latency_ms: float = 5.0, **options):
+    loop = asyncio.get_running_loop()
+    settings = config(runs=rows, rate_limit=quota, clock=loop.time, latency_ms=latency_ms,
+                      rate_headers=headers, journal_size=rows * 4 + 1000)
+    async with Sandbox(settings, port=0) as sandbox:
+        path = rename_csv(tmp_path / f"{name}.csv", run_ids(sandbox), name)
+        prepared = prepare(ApplyOptions(input=path, **options), connection_to(sandbox))
+        started = loop.time()
+        try:
+            summary = await execute(prepared)
+        finally:
+            prepared.ledger.close()
+        elapsed = loop.time() - started
+        reads = sum(1 for e in sandbox.stats.journal
+                    if e.method == "GET" and "/runs/" in e.path and e.status == 200)
+        return summary, elapsed, reads, sandbox.stats
+
+
+@pytest.mark.looptime
+async def test_the_climb_costs_almost_nothing_when_nothing_pushes_back(tmp_path, monkeypatch):
+    # 200 rows, `--rate auto` (from 10/s, climbing) against the same job with the pace
+    # fixed at its ceiling from the first request; 5 ms a request, concurrency 32.
+    summary, climbing, _, _ = await _job(tmp_path, "climb", rows=200, rate="auto",
+                                         concurrency=32)
+    assert summary.exit_code == 0
+
+    def fixed(rate, burst, clock):
+        pacer = make_pacer(rate, burst, clock)
+        pacer._slots.rate = pacer.max_rate  # the twin: no climb at all
+        return pacer
+
+    monkeypatch.setattr("bulk.tallyfy.api.make_pacer", fixed)
+    twin, at_ceiling, _, _ = await _job(tmp_path, "twin", rows=200, rate="auto",
+                                        concurrency=32)
+    assert twin.exit_code == 0
+    assert climbing <= 1.5 * at_ceiling, (climbing, at_ceiling)
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("headers", [True, False], ids=["told", "found"])
+async def test_no_stale_read_at_quota_5_with_concurrency_32(tmp_path, headers):
+    # 32 workers and a pace of 5/s: unbounded, 32 rows would read at once and wait up to
+    # 6 s for their write slots, past the 2 s a read stays usable, and read again.
+    summary, _, reads, stats = await _job(tmp_path, "q5", rows=60, quota=5, headers=headers,
+                                          rate="auto", concurrency=32)
+    assert summary.exit_code == 0
+    changed = summary.done["ok"]
+    assert changed == 60
+    assert reads <= 1.05 * changed, reads
+    if headers:
+        assert stats.rate_limited == 0
