@@ -116,3 +116,23 @@ def test_the_engine_imports_nothing_of_tallyfy():
     crossing = {(name, target) for name, targets in graph.items() if name.startswith("bulk.engine")
                 for target in targets if not target.startswith("bulk.engine")}
     assert not crossing
+
+
+def test_only_the_api_builder_opens_a_session() -> None:
+    # One way to open the API (tallyfy/api.py's open_api): apply, select, undo, the
+    # preflight, the confirmation and the member list all go through it, so none of them
+    # can skip the re-send switch, the pacer or the outage breaker.
+    opening = []
+    for name, path in _modules(ROOT).items():
+        if name.startswith("bulk.sandbox"):
+            continue  # the sandbox is the server, not a client of it
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(
+                    func, "id", None)
+                if called in ("ClientSession", "TCPConnector", "open_session"):
+                    opening.append((name, called))
+    assert sorted(set(opening)) == [("bulk.engine.http", "ClientSession"),
+                                    ("bulk.tallyfy.api", "TCPConnector"),
+                                    ("bulk.tallyfy.api", "open_session")]

@@ -14,15 +14,11 @@ from collections.abc import Callable
 from typing import TextIO
 from urllib.parse import urlsplit
 
-import aiohttp
-
 from bulk.engine.clock import LoopClock
 from bulk.engine.errors import AuthError, StopJob
-from bulk.engine.http import open_session
 from bulk.engine.ledger import RETRYABLE, TERMINAL, now_iso
+from bulk.tallyfy.api import open_api
 from bulk.tallyfy.apply_job import PreparedJob
-from bulk.tallyfy.client import api_headers
-from bulk.tallyfy.preflight import preflight
 
 #: Asks a question, returns True for yes.
 Ask = Callable[[str], bool]
@@ -102,6 +98,5 @@ def confirm_before_writing(job: PreparedJob, ask: Ask | None) -> None:
 
 
 async def _preflight(job: PreparedJob) -> None:
-    async with open_session(aiohttp.TCPConnector(limit=1)) as session:
-        await preflight(session, job.connection, job.target, api_headers(job.connection),
-                        LoopClock())
+    async with open_api(job.connection, job.options, LoopClock(), connections=1) as api:
+        await api.preflight(job.target)

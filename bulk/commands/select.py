@@ -14,7 +14,6 @@ from bulk.engine.clock import LoopClock
 from bulk.engine.errors import AuthError, SelectFailed
 from bulk.engine.exit_codes import ExitCode
 from bulk.options import SELECT, settings_for
-from bulk.tallyfy.api import make_pacer
 from bulk.tallyfy.connection import Connection, connection_from_env
 from bulk.tallyfy.people import Directory, MembersUnavailable, directory_for, resolve_flags
 from bulk.tallyfy.select_query import build_selection
@@ -27,9 +26,7 @@ USER_FLAGS = ("owner", "member", "assignee")
 
 
 async def _members(connection: Connection, options: SelectOptions) -> Directory:
-    clock = LoopClock()  # the pacer is made inside the loop it paces
-    return await directory_for(connection, options.policy, clock, seconds=options.timeout,
-                               pacer=make_pacer(options.rate, options.burst, clock))
+    return await directory_for(connection, options, LoopClock())
 
 
 def select_command(

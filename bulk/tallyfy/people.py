@@ -15,12 +15,11 @@ import asyncio
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiohttp
-
 from bulk.engine.clock import Clock
 from bulk.engine.errors import AuthError, ConfigError, HttpError, RowInvalid, TransportError
-from bulk.engine.http import Answer, open_session
+from bulk.engine.http import Answer
 from bulk.engine.retry import RetryPolicy
+from bulk.tallyfy.api import Pacing, open_api
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.connection import Connection
 from bulk.tallyfy.rows import Change
@@ -73,13 +72,11 @@ async def read_directory(client: TallyfyClient, policy: RetryPolicy, clock: Cloc
     raise MembersUnavailable(f"the member list did not end within {MAX_PAGES} pages")
 
 
-async def directory_for(connection: Connection, policy: RetryPolicy, clock: Clock, *,
-                        pacer: Any, seconds: float) -> Directory:
-    """The member list read on a session of its own (select's flags, before its pages);
-    `seconds` per request."""
-    async with open_session(aiohttp.TCPConnector(limit=1)) as session:
-        client = TallyfyClient(session, connection, pacer, policy, timeout=seconds)
-        return await read_directory(client, policy, clock)
+async def directory_for(connection: Connection, pacing: Pacing, clock: Clock) -> Directory:
+    """The member list read before select's pages (its flags name emails), through the API
+    opened as every job opens it: paced, retried, outage breaker included."""
+    async with open_api(connection, pacing, clock, connections=1, one_stream=True) as api:
+        return await read_directory(api.client, api.policy, clock)
 
 
 def _user_id(value: Any) -> int | None:
