@@ -126,6 +126,8 @@ class Option:
         text = self.commands.get(command) or self.help
         if isinstance(self.spec, Bounds):
             text = text.replace("{span}", self.spec.span)
+        if isinstance(self.default, int | float) and not isinstance(self.default, bool):
+            text = text.replace("{default}", _number(self.default))
         return text
 
 
@@ -152,28 +154,30 @@ OPTIONS: tuple[Option, ...] = (
     Option("org", "Organization id (default: $TALLYFY_ORG_ID).", commands=_ALL, job_file=str),
     Option("base_url", "API base URL (default: $TALLYFY_BASE_URL or production).",
            commands=_ALL, job_file=str),
-    Option("concurrency", "Workers (default 8; {span}).", commands=_BOTH,
+    Option("concurrency", "Workers (default {default}; {span}).", commands=_BOTH,
            spec=Bounds(whole=True, low=1, high=256), default=8, job_file=int,
            settings=(APPLY, UNDO), shown=True),
     # Up to a million: benchmarks run unpaced at 100_000; anything finite is harmless.
-    Option("rate", "Most requests per second, or 'auto' to find the quota (default 10; {span}).",
+    Option("rate", "Most requests per second, or 'auto' to find the quota "
+           "(default {default}; {span}).",
            commands=_ALL, spec=Bounds(whole=False, low=0.01, high=1_000_000, words=("auto",)),
            default=10.0, job_file=(int, float, str), settings=(APPLY, SELECT, UNDO), shown=True),
-    Option("burst", "Requests allowed at once (default 2; {span}).", commands=_ALL,
+    Option("burst", "Requests allowed at once (default {default}; {span}).", commands=_ALL,
            spec=Bounds(whole=True, low=1, high=1000), default=2, job_file=int,
            settings=(APPLY, SELECT, UNDO), shown=True),
-    Option("max_attempts", "Tries per row (default 5; {span}).",
-           commands={APPLY: None, SELECT: "Tries per request (default 5; {span}).", UNDO: None},
+    Option("max_attempts", "Tries per row (default {default}; {span}).",
+           commands={APPLY: None, SELECT: "Tries per request (default {default}; {span}).",
+                     UNDO: None},
            spec=Bounds(whole=True, low=1, high=50), default=5, job_file=int,
            settings=(APPLY, SELECT, UNDO), shown=True),
-    Option("timeout", "Seconds per request (default 30; {span}).", commands=_ALL,
+    Option("timeout", "Seconds per request (default {default}; {span}).", commands=_ALL,
            spec=Bounds(whole=False, low=0.1, high=3600), default=30.0, job_file=(int, float),
            settings=(APPLY, SELECT, UNDO), shown=True),
     # Seconds of continuous outage before the job stops: up to a day.
     Option("outage_limit", "Seconds the API may stay unreachable before the job stops "
-           "(default 600; {span}).",
+           "(default {default}; {span}).",
            commands={APPLY: None, SELECT: "Seconds the API may stay unreachable before select "
-                     "stops, writing nothing (default 600; {span})."},
+                     "stops, writing nothing (default {default}; {span})."},
            spec=Bounds(whole=False, low=1, high=86_400), default=600.0,
            job_file=(int, float), settings=(APPLY, SELECT)),
     Option("max_failures", "Stop once this many rows have failed (default: no limit).",

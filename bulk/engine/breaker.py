@@ -18,9 +18,6 @@ from collections.abc import Callable
 from bulk.engine.clock import Clock, LoopClock
 from bulk.engine.errors import StopJob
 
-#: Continuous outage after which the job stops (10 minutes).
-DEFAULT_OUTAGE_LIMIT = 600.0
-
 
 class OutageError(StopJob):
     """The API stayed unreachable longer than the outage limit."""
@@ -41,7 +38,7 @@ class Breaker:
         self,
         clock: Clock | None = None,
         *,
-        limit: float = DEFAULT_OUTAGE_LIMIT,
+        limit: float,  # seconds of continuous outage, then stop (the option table's default)
         on_outage: Callable[[float, float], None] | None = None,
         threshold: int | None = None,
         distinct: int | None = None,

@@ -18,14 +18,14 @@ def open_breaker(breaker: Breaker) -> None:
 
 
 async def test_a_streak_on_one_record_does_not_open_it():
-    breaker = Breaker(SkipClock())
+    breaker = Breaker(SkipClock(), limit=600.0)
     for _ in range(50):
         assert breaker.failed("runs/a", probe=False) is False
     assert not breaker.is_open
 
 
 async def test_scattered_failures_do_not_open_it():
-    breaker = Breaker(SkipClock())
+    breaker = Breaker(SkipClock(), limit=600.0)
     for n in range(100):
         breaker.failed(f"runs/{n}", probe=False)
         if n % 5 == 0:
@@ -34,7 +34,7 @@ async def test_scattered_failures_do_not_open_it():
 
 
 async def test_the_failure_that_opens_it_and_those_after_belong_to_the_outage():
-    breaker = Breaker(SkipClock())
+    breaker = Breaker(SkipClock(), limit=600.0)
     flags = [breaker.failed(f"runs/{n % 4}", probe=False) for n in range(Breaker.THRESHOLD + 2)]
     assert flags == [False] * (Breaker.THRESHOLD - 1) + [True] * 3
 
@@ -42,7 +42,7 @@ async def test_the_failure_that_opens_it_and_those_after_belong_to_the_outage():
 async def test_one_probe_at_a_time_with_growing_waits_then_everyone_goes_on():
     clock = SkipClock()
     outages = []
-    breaker = Breaker(clock, on_outage=lambda start, end: outages.append(end - start))
+    breaker = Breaker(clock, limit=600.0, on_outage=lambda start, end: outages.append(end - start))
     open_breaker(breaker)
     admitted: list[str] = []
 

@@ -338,7 +338,7 @@ async def test_a_write_on_a_held_slot_is_not_sent_after_an_outage_but_read_again
 
     state, srv = server
     clock = SkipClock()
-    breaker = Breaker(clock)
+    breaker = Breaker(clock, limit=600.0)
     pacer = Pacer(1000.0, burst=100, clock=clock)
     http = JsonHttp(session, pacer, RetryPolicy(), headers=dict(HEADERS), breaker=breaker)
     for n in range(Breaker.THRESHOLD):
