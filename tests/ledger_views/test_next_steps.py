@@ -42,7 +42,8 @@ def test_the_dry_run_preview_leads_with_its_bad_news(threaded_sandbox, tmp_path)
     lines = result.stdout.splitlines()
     ledger = f"{path}.dry-run.ledger.db"
     assert lines[1] == ("plan: 5 rows would change, 0 already match · 2 failed; 2 invalid; "
-                        "1 conflict · 1 record named by several rows (the later row wins)")
+                        "1 conflict · 1 record named by several rows (applied one after another, "
+                        "in file order)")
     assert lines[2] == f"  {ids[0]} is named by 2 rows: 1, 5"
     assert lines[3] == f"  why, and what to do: bulk status {ledger} (or bulk report {ledger})"
     assert lines[4] == "rows that would change each field:"

@@ -244,7 +244,7 @@ def _samples(db: sqlite3.Connection, name: str) -> list[Change]:
 
 
 def duplicates(db: sqlite3.Connection) -> tuple[list[tuple[str, int, list[int]]], int]:
-    """Record ids more than one row changes (in a plan, the later row wins)."""
+    """Record ids more than one row changes (they apply one after another, in file order)."""
     query = ("SELECT record_id, COUNT(*) AS n, MIN(row) AS first FROM rows "
              "WHERE record_id IS NOT NULL GROUP BY record_id HAVING n > 1")
     count = db.execute(f"SELECT COUNT(*) FROM ({query})").fetchone()[0]

@@ -282,7 +282,8 @@ def _plan(facts: Facts) -> str:
     if facts.duplicate_ids:
         many = facts.duplicate_ids != 1
         conflicts.append(f"<p>{facts.duplicate_ids:,} record{'s are' if many else ' is'} named "
-                         "by more than one row (the later row would overwrite the earlier):</p>")
+                         "by more than one row (they apply one after another, in file order; "
+                         "a dry run plans each on what the rows before it would write):</p>")
         conflicts.append(_table(["record", "rows", "first rows"], [
             [f'<span class="mono">{escape(rid)}</span>', f"{n:,}",
              ", ".join(map(str, first))] for rid, n, first in facts.duplicates], {1}))

@@ -25,7 +25,7 @@ def plan_news(counts: dict[str, int], repeated: int) -> str:
         news.append("; ".join(bad))
     if repeated:
         news.append(f"{repeated:,} record{'s' if repeated != 1 else ''} named by several rows "
-                    "(the later row wins)")
+                    "(applied one after another, in file order)")
     return " · ".join(news)
 
 
