@@ -130,14 +130,15 @@ class Pacer:
         """The server states its quota in its answers' headers."""
         return self.limit is not None
 
-    async def acquire(self) -> float:
+    async def acquire(self, first: bool = False) -> float:
         """Wait for any pause to pass, then for a slot at the pace; returns the send time.
 
-        Callers queue first come, first served, and only the one at the head waits on
-        the limiter: a change of pace or a pause applies at once to everyone queued.
+        Callers queue first come, first served (those asking `first`, a row's write,
+        ahead of the others), and only the one at the head waits on the limiter: a
+        change of pace or a pause applies at once to everyone queued.
         """
         paused = self._pause_left() > 0
-        if not await self._slots.take(self._pause_left):
+        if not await self._slots.take(self._pause_left, first):
             self._saturated = True
         now = self._clock.now()
         if paused:
