@@ -81,3 +81,19 @@ async def test_no_stale_read_when_the_first_429_drops_a_fast_climb(tmp_path):
     assert changed == 120
     assert stats.rate_limited > 0  # the quota was found, not told
     assert reads <= 1.05 * changed, reads
+
+
+@pytest.mark.looptime
+async def test_a_found_quota_is_used_whole(tmp_path):
+    # No X-RateLimit headers, quota 60, concurrency 32, 20 ms a request, ~12 s of job:
+    # the first 429 is the one way to learn the quota, and its pause must cost nothing
+    # (the server's bucket refills meanwhile, spent after). Utilization as BENCHMARKS.md
+    # counts it: accepted over one second's worth plus the quota times the job's time.
+    summary, elapsed, reads, stats = await _job(tmp_path, "q60", rows=360, quota=60,
+                                                headers=False, latency_ms=20.0,
+                                                rate="auto", concurrency=32)
+    assert summary.exit_code == 0
+    accepted = stats.requests - stats.rate_limited
+    assert accepted / (60 * elapsed + 60) >= 0.95, (accepted, elapsed)
+    assert stats.rate_limited <= 0.02 * stats.requests
+    assert reads <= 1.05 * summary.done["ok"]
