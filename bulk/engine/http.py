@@ -104,8 +104,10 @@ class JsonHttp:
         """Wait for a pacer slot now, for a request sent later with ``paced=False``.
 
         Lets a caller look at the time after the wait, before it decides what to send.
+        The slot is served ahead of plain requests: it is for a write built on a read
+        already made, which must not age behind reads of other rows.
         """
-        await self._pacer.acquire()
+        await self._pacer.acquire(first=True)
 
     async def cooled(self) -> None:
         """Wait out a shared cooldown (a 429) without taking a new slot."""

@@ -19,11 +19,16 @@ as soon as a request sent at the current pace comes back accepted while callers 
 wait for slots, the pace is multiplied by `CLIMB`, up to the ceiling (the rate the user gave, never
 exceeded, or `AUTO_CEILING` with `auto`), so a fast server costs a few round trips. On a
 429 that is news (sent after the last pause began), it settles at `SETTLE` of the rate
-the server accepted (since the previous 429: a token bucket is empty at each 429, so in
-between it let through exactly its refill rate, whatever its burst; before the first
-one, since the start, over at least a second), pauses everyone for the Retry-After, then
-probes upward per quiet second: by a fifth until the next 429 (the first estimate spans
-the server's burst too), then by a small step.
+the server accepted, counted by send time up to the refused request (late answers of
+requests sent before it still count while the pause lasts). Since the previous 429: a
+token bucket is empty at each 429, so in between it let through exactly its refill rate,
+whatever its burst. Before the first one: what it let through from any moment on is at
+most its burst (taken as `BURST_SECONDS` of its rate) plus its rate since, so the
+highest rate those moments give is the estimate (the climb may have sent below the rate
+a while, with the bucket full). Everyone pauses for the Retry-After; the bucket refills
+meanwhile, and `CREDIT` of that refill is spent over `SPEND` seconds after the pause, so
+a pause costs no quota. Then it probes upward per quiet second: by `PROBE_FIRST` until the
+next 429 (the first estimate assumed the burst), then by a small step.
 """
 
 from __future__ import annotations
@@ -46,8 +51,10 @@ class Pacer:
     `on_pause(start, seconds)`.
     """
 
-    #: On a 429, settle at this share of the rate the server accepted.
-    SETTLE = 0.95
+    #: On a 429, settle at this share of the rate the server accepted (counted by send
+    #: time, it is the rate itself; below it a share of the quota stays unused, and an
+    #: estimate a little high is corrected by the next 429, which measures a whole cycle).
+    SETTLE = 1.0
     #: While quiet, every PROBE_EVERY seconds the pace climbs by PROBE_STEP of the
     #: settled pace (additive: a gentle probe, not a doubling).
     PROBE_EVERY = 1.0
@@ -55,13 +62,23 @@ class Pacer:
     #: After the first 429 only (its estimate spans the server's burst as well as its
     #: rate, so it may be low): PROBE_FIRST of the pace per quiet second, until the next
     #: 429 measures a whole cycle.
-    PROBE_FIRST = 0.2
+    PROBE_FIRST = 0.05
     #: Before the first 429: the pace is multiplied by CLIMB per round trip (10/s to
     #: 1000/s in four).
     CLIMB = 4.0
     AUTO_CEILING = 1000.0
     #: A 429 without Retry-After pauses everyone this long (a quota window is ~1 s).
     DEFAULT_PAUSE = 1.0
+    #: Before the first 429 the server's burst is taken as this many seconds of its rate
+    #: (Tallyfy's documents speak of short-window burst protection; the sandbox's bucket
+    #: holds one second's worth): what it let through by then is BURST_SECONDS + the
+    #: time it took, of its rate.
+    BURST_SECONDS = 1.0
+    #: During a pause the server's bucket refills (the rate times the pause, at most a
+    #: burst): CREDIT of that is spent over SPEND seconds after the pause, above the
+    #: settled pace, so a pause costs no quota; probing waits until it is spent.
+    CREDIT = 0.9
+    SPEND = 2.0
     #: Accepted requests are remembered this long for the estimate.
     WINDOW = 60.0
     #: From the headers: the server's remaining count is brought to RESERVE of its limit
@@ -99,7 +116,13 @@ class Pacer:
         self.on_pause = on_pause
         self._cooldown_until = 0.0
         self._pause_began: float | None = None  # when the last 429 event paused everyone
-        self._accepted: deque[float] = deque()  # times of answers that were not 429
+        self._accepted: deque[float] = deque()  # send times of requests not refused
+        # The cycle the pace was settled on: (from, to, extra seconds) in send times, `to`
+        # the 429 that ended it; answers arriving late for it (sent before that 429)
+        # count still, while the pause lasts.
+        self._cycle: tuple[float, float, float] | None = None
+        self._settled = 0.0  # the pace settled on, without the credit
+        self._spend_until: float | None = None
         self._accepted_total = 0
         self._changed_at: float | None = None  # when the pace last changed
         self._started: float | None = None  # the first slot
@@ -107,6 +130,7 @@ class Pacer:
         self._found = False  # a 429 has been seen: probe from now on
         self._cycles = 0  # 429 events that settled the pace
         self._step = 0.0
+        self._pause = self.DEFAULT_PAUSE  # the pause that ended the last cycle
         #: (time, remaining, accepted so far) of answers with the server's numbers.
         self._told: deque[tuple[float, int, int]] = deque()
         self.limit: int | None = None  # the server's X-RateLimit-Limit, once told
@@ -126,18 +150,24 @@ class Pacer:
         return self._slots.rate
 
     @property
+    def settled_rate(self) -> float:
+        """The pace the last 429 settled on (the pace now, less the pause's credit)."""
+        return self._settled if self._spend_until is not None else self.rate
+
+    @property
     def told(self) -> bool:
         """The server states its quota in its answers' headers."""
         return self.limit is not None
 
-    async def acquire(self) -> float:
+    async def acquire(self, first: bool = False) -> float:
         """Wait for any pause to pass, then for a slot at the pace; returns the send time.
 
-        Callers queue first come, first served, and only the one at the head waits on
-        the limiter: a change of pace or a pause applies at once to everyone queued.
+        Callers queue first come, first served (those asking `first`, a row's write,
+        ahead of the others), and only the one at the head waits on the limiter: a
+        change of pace or a pause applies at once to everyone queued.
         """
         paused = self._pause_left() > 0
-        if not await self._slots.take(self._pause_left):
+        if not await self._slots.take(self._pause_left, first):
             self._saturated = True
         now = self._clock.now()
         if paused:
@@ -145,6 +175,9 @@ class Pacer:
         if self._started is None:
             self._started = self._changed_at = now
         elif self._found and not self.told:
+            if self._spend_until is not None and now >= self._spend_until:
+                self._spend_until = None  # the pause's credit is spent
+                self._set_rate(self._settled, now)
             self._maybe_probe(now)
         return now
 
@@ -154,9 +187,13 @@ class Pacer:
         self._accepted_total += 1
         if self.told:
             return
-        self._accepted.append(now)
+        sent = now if sent_at is None else sent_at
+        self._accepted.append(sent)
         while self._accepted[0] < now - self.WINDOW:
             self._accepted.popleft()
+        cycle = self._cycle
+        if cycle is not None and cycle[0] <= sent <= cycle[1] and now < self._cooldown_until:
+            self._apply(now)  # a late answer of the cycle just measured
         changed = self._changed_at
         if (not self._found and self._saturated and sent_at is not None
                 and changed is not None and sent_at >= changed
@@ -200,30 +237,54 @@ class Pacer:
             if retry_after is not None:
                 self.cool_down(retry_after)
             return
-        if not self.told:
-            self._settle(now)
+        pause = self.DEFAULT_PAUSE if retry_after is None else retry_after
         self._pause_began = now
-        self.cool_down(self.DEFAULT_PAUSE if retry_after is None else retry_after)
+        self.cool_down(pause)
+        if not self.told:
+            self._settle(now, now if sent_at is None else sent_at, pause)
 
-    def _settle(self, now: float) -> None:
-        # Since the 429 that began the last pause (a whole cycle: the bucket was empty
-        # then and is empty now, so what it let through is its refill rate); before the
-        # first one, since the start, over at least a second (a burst taken in the
-        # first moments is not a rate).
-        if self._found:
-            assert self._pause_began is not None
-            start = max(self._pause_began, now - self.WINDOW)
-            span = now - start
+    def _settle(self, now: float, edge: float, pause: float) -> None:
+        # Counted by send time up to the refused request (`edge`). Since the 429 that
+        # began the last cycle: the bucket was empty then and is empty now, so what it let
+        # through is its refill rate. Before the first one, since the start, plus the
+        # server's burst (BURST_SECONDS of its rate).
+        if self._found and self._cycle is not None:
+            start, extra = max(self._cycle[1], now - self.WINDOW), 0.0
         else:
             start = self._started if self._started is not None else now
-            span = max(1.0, now - start)
-        count = sum(1 for at in self._accepted if at >= start)
-        estimate = count / max(0.05, span) if count else self.rate / 2
-        rate = max(self.min_rate, min(self.rate, self.SETTLE * estimate, self.max_rate))
+            extra = self.BURST_SECONDS
+        self._cycle = (start, edge, extra)
+        self._pause = pause
         self._found = True
         self._cycles += 1
-        self._step = (self.PROBE_FIRST if self._cycles == 1 else self.PROBE_STEP) * rate
-        self._set_rate(rate, now)
+        self._apply(now)
+
+    def _apply(self, now: float) -> None:
+        """The pace from the cycle measured (again, when a late answer adds to it)."""
+        assert self._cycle is not None
+        start, edge, extra = self._cycle
+        # A later cycle begins after the 429 that ended the last one.
+        sent = sorted(at for at in self._accepted
+                      if (start <= at if extra else start < at) and at <= edge)
+        if not sent:
+            estimate = self.rate / 2
+        elif not extra:
+            estimate = len(sent) / max(0.05, edge - start)
+        else:
+            # Before the first 429 the bucket may have stayed full a while (the climb
+            # sent below its rate, the refill overflowed): from any moment on, what it
+            # let through is at most a burst plus its rate since, so each moment gives a
+            # rate at least that high; the highest is the estimate. (At the 429 the
+            # bucket held part of a request, half a one on average: counted too.)
+            estimate = max((len(sent) - n + 0.5) / (edge - at + extra)
+                           for n, at in enumerate(sent))
+        settled = max(self.min_rate, min(self.SETTLE * estimate, self.max_rate))
+        self._settled = settled
+        self._step = (self.PROBE_FIRST if self._cycles == 1 else self.PROBE_STEP) * settled
+        # The bucket refilled during the pause: spend part of it after, over SPEND s.
+        credit = self.CREDIT * estimate * min(self._pause, self.BURST_SECONDS)
+        self._spend_until = self._cooldown_until + self.SPEND
+        self._set_rate(min(self.max_rate, settled + credit / self.SPEND), now)
 
     def cool_down(self, seconds: float) -> None:
         """Hold back every caller of `acquire` for `seconds` from now (never shortens)."""
@@ -246,7 +307,8 @@ class Pacer:
 
     def _maybe_probe(self, now: float) -> None:
         assert self._changed_at is not None
-        if now - self._changed_at < self.PROBE_EVERY or now < self._cooldown_until:
+        if (now - self._changed_at < self.PROBE_EVERY or now < self._cooldown_until
+                or self._spend_until is not None):
             return
         if not self._saturated or self.rate >= self.max_rate:
             # Not held back by the pace (the workers or the network are the limit):

@@ -7,6 +7,11 @@ debt. Callers queue in our own FIFO (a lock) and only the head of the queue wait
 limiter: after a swap everyone behind it waits on the new one, and the head itself is
 woken (its wait is cancelled) and takes its slot from the new one.
 
+Writes first. A caller may ask for its slot `first` (a row's write, its record already
+read): it is served before every caller that is not. A row's read then never waits behind
+reads of rows begun after it, and its write only behind other rows' writes, so when the
+pace drops (a 429 after a fast climb) the reads wait, not the rows already holding one.
+
 Time: the limiter reads our clock and schedules its wake-ups through it (`_ClockLoop`, in
 place of the event loop aiolimiter would use): with the loop's clock (production) a
 wake-up is the loop's own timer, with an injected clock (tests) it waits through that
@@ -19,6 +24,7 @@ missing and set a timer for that instant again, forever.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -87,6 +93,43 @@ def level_of(limiter: AsyncLimiter) -> float:
     return max(0.0, limiter.max_rate - low)
 
 
+class _Queue:
+    """A lock handed on first to the callers that asked `first`, then in arrival order."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._first: deque[asyncio.Future[None]] = deque()
+        self._others: deque[asyncio.Future[None]] = deque()
+
+    def locked(self) -> bool:
+        return self._held
+
+    async def acquire(self, first: bool) -> None:
+        if not self._held and not self._first and not self._others:
+            self._held = True
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        line = self._first if first else self._others
+        line.append(waiter)
+        try:
+            await waiter  # release handed the lock to this waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed the lock and cancelled at once: pass it on
+            elif waiter in line:
+                line.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        for line in (self._first, self._others):
+            while line:
+                waiter = line.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # still held: now by this waiter
+                    return
+        self._held = False
+
+
 class Slots:
     """Slots at `rate` per second with up to `burst` at once; `set_rate` swaps limiters."""
 
@@ -97,7 +140,7 @@ class Slots:
         self._limiter: AsyncLimiter | None = None
         self._limiter_rate = 0.0
         self._carry = 0.0  # level to put into the next limiter
-        self._lock = asyncio.Lock()
+        self._lock = _Queue()
         self._head: asyncio.Task[None] | None = None  # the head's wait on the limiter
         self.swaps = 0
 
@@ -139,18 +182,20 @@ class Slots:
         return (limiter is not None and self._limiter_rate == self.rate
                 and not self._lock.locked() and limiter.has_capacity())
 
-    async def take(self, cooling: Callable[[], float]) -> bool:
+    async def take(self, cooling: Callable[[], float], first: bool = False) -> bool:
         """Wait for a slot, first come first served; True when none had to be waited for.
 
         `cooling()` is the seconds left in a shared pause: the head waits it out before
-        each try, and a slot won while a pause began is not used.
+        each try, and a slot won while a pause began is not used. `first`: served before
+        every waiting caller that did not ask it (see the module docstring).
         """
         if cooling() <= 0 and self.free_now():
             assert self._limiter is not None
             await self._limiter.acquire()  # has room: returns without suspending
             return True
         waited = False
-        async with self._lock:
+        await self._lock.acquire(first)
+        try:
             while True:
                 while (left := cooling()) > 0:
                     waited = True
@@ -174,3 +219,5 @@ class Slots:
                 if cooling() > 0:
                     continue  # a pause began while it waited: this slot is not used
                 return False
+        finally:
+            self._lock.release()

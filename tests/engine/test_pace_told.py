@@ -160,6 +160,28 @@ async def test_a_cancelled_caller_leaves_the_queue_to_the_others():
     assert loop.time() == at(0.5)
 
 
+@pytest.mark.looptime
+async def test_a_write_slot_is_served_before_reads_queued_earlier():
+    # Three reads queue, then a write (a row that has read): the write takes the next
+    # slot, so its read does not age behind reads of rows begun after it.
+    loop = asyncio.get_running_loop()
+    pacer = Pacer(2, burst=1)
+    await pacer.acquire()
+    order: list[str] = []
+
+    async def take(name: str, first: bool) -> None:
+        await pacer.acquire(first=first)
+        order.append(name)
+
+    reads = [asyncio.create_task(take(f"read{n}", False)) for n in range(3)]
+    await asyncio.sleep(0.1)
+    write = asyncio.create_task(take("write", True))
+    await asyncio.gather(write, *reads)
+    # The head read already waits on the limiter and keeps its slot; the write is next.
+    assert order == ["read0", "write", "read1", "read2"]
+    assert loop.time() == at(2.0)
+
+
 # -- the bound on rows under way ------------------------------------------------------
 
 def test_rows_in_flight_follow_the_pace() -> None:

@@ -14,6 +14,18 @@ from bulk.engine.pacing import Pacer
 from tests.engine.quota_sim import run_against_quota
 
 
+def first_estimate(sent: list[float], edge: float) -> float:
+    """The rate a first 429 at `edge` reads from requests accepted at `sent` (a burst of
+    Pacer.BURST_SECONDS of the rate, plus half a request left in the bucket)."""
+    return max((len(sent) - n + 0.5) / (edge - at + Pacer.BURST_SECONDS)
+               for n, at in enumerate(sent))
+
+
+def with_credit(settled: float, estimate: float, pause: float = 1.0) -> float:
+    """The pace during the SPEND seconds after a pause: the refill of the pause spent."""
+    return settled + Pacer.CREDIT * estimate * min(pause, Pacer.BURST_SECONDS) / Pacer.SPEND
+
+
 class ManualClock:
     """Time moves only when the test says so (sleeps move it too)."""
 
@@ -60,15 +72,26 @@ async def test_a_429_settles_at_a_share_of_what_the_server_accepted() -> None:
     clock = ManualClock()
     pacer = Pacer(100, burst=1000, clock=clock)
     await pacer.acquire()  # the job has begun
+    sent = []
     for _ in range(40):  # 40 accepted over the last second
         clock.t += 0.025
+        sent.append(clock.t)
         pacer.accepted()
 
     pacer.refused(1.0, sent_at=clock.t)
 
-    assert pacer.rate == pytest.approx(Pacer.SETTLE * 40)
+    # 40 in a second are a burst (a second's worth) and a second of the rate: ~20/s.
+    estimate = first_estimate(sent, clock.t)
+    assert estimate == pytest.approx(40.5 / 1.975)
+    assert pacer.settled_rate == pytest.approx(Pacer.SETTLE * estimate)
     assert pacer.cooling_for() == 1.0
     assert (pacer.rate_limited, pacer.pauses) == (1, 1)
+    # The bucket refilled during the pause: spent over SPEND seconds after it, then the
+    # settled pace.
+    assert pacer.rate == pytest.approx(with_credit(pacer.settled_rate, estimate))
+    clock.t += 1.0 + Pacer.SPEND
+    await pacer.acquire()
+    assert pacer.rate == pytest.approx(Pacer.SETTLE * estimate)
 
 
 async def test_429s_of_one_storm_settle_the_pace_once() -> None:
@@ -82,6 +105,7 @@ async def test_429s_of_one_storm_settle_the_pace_once() -> None:
     clock.t += 0.005
     pacer.refused(1.0, sent_at=sent)
     settled = pacer.rate
+    first_edge = sent
     # Sent before the pause began: they say nothing new about the quota.
     for _ in range(5):
         clock.t += 0.001
@@ -96,7 +120,9 @@ async def test_429s_of_one_storm_settle_the_pace_once() -> None:
     pacer.refused(None, sent_at=clock.t)
     assert pacer.pauses == 2
     assert pacer.cooling_for() == Pacer.DEFAULT_PAUSE
-    assert pacer.rate == pytest.approx(Pacer.SETTLE * 10 / 2.005, rel=0.001)
+    # Counted by send time from the 429 that ended the last cycle.
+    assert pacer.settled_rate == pytest.approx(Pacer.SETTLE * 10 / (clock.t - first_edge),
+                                               rel=0.001)
 
 
 async def test_the_pace_never_drops_below_its_floor() -> None:
@@ -106,7 +132,7 @@ async def test_the_pace_never_drops_below_its_floor() -> None:
     for _ in range(20):
         clock.t += 5
         pacer.refused(1.0, sent_at=clock.t)  # nothing accepted at all
-    assert pacer.rate == pytest.approx(1.0)
+    assert pacer.settled_rate == pytest.approx(1.0)
     assert Pacer(0.5, clock=clock).min_rate == 0.5  # a pace asked below 1/s is kept
 
 
@@ -114,28 +140,37 @@ async def test_quiet_time_probes_upward_gently_and_never_above_the_ceiling() -> 
     clock = ManualClock()
     pacer = Pacer(50, burst=1, clock=clock)
     await pacer.acquire()
+    sent = []
     for _ in range(20):
         clock.t += 0.05
+        sent.append(clock.t)
         pacer.accepted()
     pacer.refused(1.0, sent_at=clock.t)
-    first, first_at = pacer.rate, clock.t
-    assert first == pytest.approx(19.0)
-    # Until the next 429, a fifth of the pace per quiet second: the first estimate spans
-    # the server's burst too, and may be low.
-    clock.t += 1.0
-    rates = [pacer.rate]
+    first_at = clock.t
+    estimate = first_estimate(sent, clock.t)
+    first = pacer.settled_rate
+    assert first == pytest.approx(Pacer.SETTLE * estimate)
+    assert pacer.rate == pytest.approx(with_credit(first, estimate))
+    # Once the pause's credit is spent, PROBE_FIRST of the pace per quiet second until the
+    # next 429: the first estimate assumed the server's burst, and may be low.
+    clock.t += 1.0 + Pacer.SPEND
+    rates = []
     for _ in range(40):
         await pacer.acquire()
         rates.append(pacer.rate)
-    assert max(rates) / first == pytest.approx(1.2, rel=0.01)
+    assert rates[0] == pytest.approx(first)
+    grown = sorted({round(b / a, 6) for a, b in itertools.pairwise(rates)} - {1.0})
+    assert grown == [pytest.approx(1 + Pacer.PROBE_FIRST)]
     # The second 429 measures a whole cycle: what was accepted since the first.
+    accepted = 0
     for _ in range(36):
         clock.t += 1.0 / 36
+        accepted += 1
         pacer.accepted()
     pacer.refused(1.0, sent_at=clock.t)
-    settled = pacer.rate
-    assert settled == pytest.approx(Pacer.SETTLE * 36 / (clock.t - first_at), rel=0.05)
-    clock.t += 1.0
+    settled = pacer.settled_rate
+    assert settled == pytest.approx(Pacer.SETTLE * accepted / (clock.t - first_at))
+    clock.t += 1.0 + Pacer.SPEND
     rates = []
     for _ in range(400):
         await pacer.acquire()  # saturated: every slot is waited for
@@ -196,18 +231,41 @@ async def test_an_unsaturated_pace_is_not_raised() -> None:
     assert pacer.rate == 10
 
 
-async def test_a_first_429_soon_after_the_start_is_measured_over_a_second() -> None:
+async def test_a_first_429_soon_after_the_start_is_read_as_a_burst_and_a_rate() -> None:
     # The climb reached a high pace within a round trip or two; the server took a burst
     # of 20 in the first 50 ms, then refused. 20 in 50 ms is the bucket, not the rate:
-    # the estimate spans at least a second.
+    # the bucket is taken as a second's worth, so ~20.5 in 1.05 s: ~19.5/s.
     clock = ManualClock()
     pacer = Pacer(1000, burst=5, clock=clock, start=1000)
     await pacer.acquire()
+    sent = []
     for _ in range(20):
         clock.t += 0.0025
+        sent.append(clock.t)
         pacer.accepted()
     pacer.refused(1.0, sent_at=clock.t)
-    assert pacer.rate == pytest.approx(Pacer.SETTLE * 20)
+    assert pacer.settled_rate == pytest.approx(Pacer.SETTLE * first_estimate(sent, clock.t))
+
+
+@pytest.mark.parametrize("fill_seconds", [0.0, 0.5, 2.0])
+async def test_the_first_estimate_skips_time_the_bucket_stood_full(fill_seconds) -> None:
+    # A server of 20/s with a bucket of 20. The climb first sends at 10/s (below its rate:
+    # the bucket stays full, its refill overflows) for `fill_seconds`, then at 100/s until
+    # the bucket is empty. Counted from the start, the slow part would pull the estimate
+    # down; counted from when the bucket began to empty, it is the server's rate.
+    clock = ManualClock()
+    pacer = Pacer(1000, burst=5, clock=clock, start=1000)
+    await pacer.acquire()
+    for _ in range(int(fill_seconds * 10)):
+        clock.t += 0.1
+        pacer.accepted()
+    tokens = 20.0
+    while tokens >= 1.0:  # at 100/s: the bucket (20) plus the refill (20/s) meanwhile
+        clock.t += 0.01
+        tokens += 20 * 0.01 - 1
+        pacer.accepted()
+    pacer.refused(1.0, sent_at=clock.t + 0.01)
+    assert pacer.settled_rate == pytest.approx(Pacer.SETTLE * 20, rel=0.08)
     assert pacer.pauses == 1
 
 
