@@ -199,7 +199,9 @@ class RowApplier:
                 return entry
             # Checked against the record as read just now, right before the write; only
             # when there is something to write (a record already as asked needs no guard).
-            conflict = find_conflict(read.data, change.expect) if change.expect else None
+            # A dry run checks what the earlier rows of the record would have left there,
+            # as a real run finds it.
+            conflict = find_conflict(record, change.expect) if change.expect else None
             if conflict is not None:
                 # An earlier PUT of this row that may have landed keeps its before/after.
                 entry = _entry(base, CONFLICT, state, read.status, read.request_id)
