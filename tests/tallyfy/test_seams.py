@@ -154,3 +154,55 @@ async def test_a_task_put_that_lands_answered_503_then_a_person_s_edit(tmp_path:
         # left alone whole (conflict); row 2's is undone; the person's edits all stay.
         assert sorted(task["owners"]["users"]) == sorted([*owners, person, heir])
         assert task["title"] == "person's title"
+
+
+async def test_three_rows_per_record_through_faults_resume_then_undo_exactly(
+        tmp_path: Path) -> None:
+    # Writes land and are answered 503, fail unapplied, connections drop, at concurrency 32
+    # on rows that name each run three times; the job is run again until nothing is left,
+    # then undone: every run ends as the file says, then exactly as it was.
+    from bulk.sandbox import Faults
+    from bulk.tallyfy.undo import write_undo
+
+    faults = Faults(applied_503_rate=0.25, error_rate=0.1, drop_rate=0.05)
+    async with Sandbox(config(runs=30, faults=faults, seed=7), host="127.0.0.1",
+                       port=0) as sandbox:
+        ids = run_ids(sandbox)
+        members = sorted(sandbox.store.member_ids())
+        original = {rid: (sandbox.store.runs[rid]["name"], sorted(sandbox.store.runs[rid]["users"]))
+                    for rid in ids}
+        joiner = {rid: next(m for m in members if m not in original[rid][1]) for rid in ids}
+        lanes = [[{"id": rid, "add_users": [joiner[rid]], "name": f"a {n}"},
+                  {"id": rid, "name": f"b {n}"},
+                  {"id": rid, "remove_users": [original[rid][1][0]]}]
+                 for n, rid in enumerate(ids)]
+        rng = random.Random(11)
+        rows: list[dict[str, object]] = []
+        while lanes:
+            lane = rng.choice(lanes)
+            rows.append(lane.pop(0))
+            if not lane:
+                lanes.remove(lane)
+        path = write_jsonl(tmp_path / "f.jsonl", rows)
+        ledger = tmp_path / "f.ledger.db"
+        first = None
+        for _ in range(8):
+            summary, entries = await run_job(sandbox, path, ledger=ledger, concurrency=32,
+                                             max_attempts=2, second_chance_pause=0.0)
+            first = first or {e.status for e in entries}
+            if summary.exit_code == 0:
+                break
+        assert first != {"ok"}  # the faults did bite: rows left for the next run
+        assert [e.status for e in entries] == ["ok"] * len(rows), summary.line()
+        for n, rid in enumerate(ids):
+            run = sandbox.store.runs[rid]
+            assert run["name"] == f"b {n}"
+            want = sorted(set(original[rid][1]) - {original[rid][1][0]} | {joiner[rid]})
+            assert sorted(run["users"]) == want
+        sandbox.faults = Faults()
+        undo = tmp_path / "undo.jsonl"
+        write_undo(ledger, undo)
+        result, undone = await run_job(sandbox, undo, ledger=tmp_path / "u.db")
+        assert result.exit_code == 0, [e.error for e in undone if e.status != "ok"]
+        assert {rid: (sandbox.store.runs[rid]["name"], sorted(sandbox.store.runs[rid]["users"]))
+                for rid in ids} == original
