@@ -206,3 +206,42 @@ async def test_three_rows_per_record_through_faults_resume_then_undo_exactly(
         assert result.exit_code == 0, [e.error for e in undone if e.status != "ok"]
         assert {rid: (sandbox.store.runs[rid]["name"], sorted(sandbox.store.runs[rid]["users"]))
                 for rid in ids} == original
+
+
+async def test_ctrl_c_while_rows_of_one_record_wait_behind_each_other(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from tests.support.front import Front
+
+    async with Sandbox(config(runs=4), host="127.0.0.1", port=0) as sandbox, \
+            Front(sandbox) as front:
+        rid, other = run_ids(sandbox, 2)
+        jobs = []
+        held = asyncio.Event()
+
+        async def hold_first(f: Front, request: web.Request, body: bytes) -> web.Response:
+            f.hooks.clear()
+            jobs[0].interrupt("Ctrl-C")  # Ctrl-C while row 1's PUT is on its way
+            held.set()
+            status, data, headers = await f.forward(request, body)
+            return web.Response(status=status, body=data, headers=headers)
+
+        front.hooks["PUT"] = hold_first
+        rows = [{"id": rid, "name": "one"}, {"id": rid, "name": "two"},
+                {"id": other, "name": "other"}, {"id": rid, "name": "three"}]
+        path = write_jsonl(tmp_path / "c.jsonl", rows)
+        ledger = tmp_path / "c.ledger.db"
+        summary, entries = await run_job(sandbox, path, via=front, ledger=ledger,
+                                         concurrency=4, on_job=jobs.append)
+        assert held.is_set() and summary.interrupted
+        statuses = {e.row: e.status for e in entries}
+        assert statuses[1] == "ok"  # the row under way finished
+        assert sandbox.store.runs[rid]["name"] == "one"
+        assert all(statuses.get(n) in (None, "pending", "ok") for n in (2, 3, 4))
+
+        summary, entries = await run_job(sandbox, path, via=front, ledger=ledger,
+                                         concurrency=4)
+        assert summary.exit_code == 0 and [e.status for e in entries] == ["ok"] * 4
+        assert sandbox.store.runs[rid]["name"] == "three"
+        by_row = {e.row: e for e in entries}
+        assert by_row[2].before == {"name": "one"} and by_row[4].before == {"name": "two"}
