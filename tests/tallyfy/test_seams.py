@@ -245,3 +245,41 @@ async def test_ctrl_c_while_rows_of_one_record_wait_behind_each_other(tmp_path: 
         assert sandbox.store.runs[rid]["name"] == "three"
         by_row = {e.row: e for e in entries}
         assert by_row[2].before == {"name": "one"} and by_row[4].before == {"name": "two"}
+
+
+async def _slow_reads(tmp_path: Path, slow: int) -> tuple[list, list[str]]:
+    """One rename against a server whose first `slow` reads answer 2.5 s late."""
+    from bulk.engine.clock import SkipClock
+    from tests.support.helpers import on_records
+
+    clock = SkipClock()
+    held: list[float] = []
+
+    async def hold(seconds: float) -> None:
+        held.append(seconds)
+        if len(held) <= slow:
+            clock.skipped += seconds  # the client's clock sees the answer come late
+
+    async with Sandbox(config(hold_read_ms=2500, sleep=hold), port=0) as sandbox:
+        rid = run_ids(sandbox, 1)[0]
+        path = write_jsonl(tmp_path / f"slow{slow}.jsonl", [{"id": rid, "name": "Ours"}])
+        _s, entries = await run_job(sandbox, path, clock=clock, second_chance_pause=0.0,
+                                    max_attempts=5)
+        return entries, [e.method for e in on_records(sandbox)]
+
+
+async def test_a_server_whose_reads_all_come_late_costs_one_read_per_attempt(
+        tmp_path: Path) -> None:
+    # Every read is answered 2.5 s after it left: none can guard a write. Each attempt
+    # gives up on its read at once (no five re-reads as old as it), and says why.
+    entries, methods = await _slow_reads(tmp_path, slow=1000)
+    assert entries[0].status == "failed"
+    assert "answered 2.5 s after it was sent" in (entries[0].error or "")
+    assert methods == ["GET"] * 10  # 5 attempts, then 5 more at the end; nothing sent
+
+
+async def test_one_late_read_is_read_again_and_the_row_lands(tmp_path: Path) -> None:
+    # (Given up by the attempt that read it, now: the next attempt, after the backoff.)
+    entries, methods = await _slow_reads(tmp_path, slow=1)
+    assert entries[0].status == "ok"
+    assert methods == ["GET", "GET", "PUT"]
