@@ -283,3 +283,27 @@ async def test_one_late_read_is_read_again_and_the_row_lands(tmp_path: Path) -> 
     entries, methods = await _slow_reads(tmp_path, slow=1)
     assert entries[0].status == "ok"
     assert methods == ["GET", "GET", "PUT"]
+
+
+async def test_a_dry_run_of_repeated_task_deadlines_and_titles_as_the_real_run(
+        tmp_path: Path) -> None:
+    from tests.tallyfy.test_production_shapes import _open_tasks
+
+    async with Sandbox(config(runs=6), host="127.0.0.1", port=0) as sandbox:
+        task = _open_tasks(sandbox.store, 1)[0]
+        ids = {"run_id": task["run_id"] or "", "task_id": task["id"]}
+        rows = [{**ids, "deadline": "2031-03-01T10:00:00Z"},
+                {**ids, "title": "T2", "expect": {"deadline": "2031-03-01T11:00:00+01:00"}},
+                {**ids, "deadline": "2031-03-02T09:00:00Z", "expect": {"title": "T2"}},
+                {**ids, "title": "T3", "expect": {"deadline": "2031-03-01T10:00:00Z"}}]
+        path = write_jsonl(tmp_path / "d.jsonl", rows)
+        _s, rehearsal = await run_job(sandbox, path, target="tasks", dry_run=True)
+        _s, real = await run_job(sandbox, path, target="tasks")
+        assert [e.status for e in real] == ["ok", "ok", "ok", "conflict"], \
+            [e.error for e in real]
+        assert [e.status for e in rehearsal] == [e.status for e in real], \
+            [e.error for e in rehearsal]
+        # (Before-values agree as instants: the rehearsal shows the deadline as the row
+        # before it wrote it, the real run as the server gives it back, with milliseconds.)
+        assert rehearsal[2].before == {"deadline": "2031-03-01T10:00:00Z"}
+        assert real[2].before == {"deadline": "2031-03-01T10:00:00.000Z"}
