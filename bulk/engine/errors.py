@@ -197,6 +197,11 @@ class StopJob(Exception):
     how = "stopped"
 
 
+class NotBegun(Exception):
+    """The job began to stop while the row waited to begin (at the row gate): it never
+    began, nothing was read or sent for it, and it is left for the next run."""
+
+
 class TransportError(RequestError):
     """No usable answer: connection refused or dropped, timeout, unreadable body.
 

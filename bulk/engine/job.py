@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bulk.engine.clock import Clock, LoopClock
-from bulk.engine.errors import AuthError, LedgerWriteError, StopJob
+from bulk.engine.errors import AuthError, LedgerWriteError, NotBegun, StopJob
 from bulk.engine.ledger import FAILED, IN_DOUBT, PENDING, RETRYABLE, TERMINAL, Entry, Ledger
 from bulk.engine.one_at_a_time import OneAtATime
 from bulk.engine.second_chance import SECOND_CHANCE_PAUSE, SecondChance
@@ -46,15 +46,22 @@ class WorkItem:
 class RowContext:
     """What a handler may ask of the job while it works on one row."""
 
-    def __init__(self, ledger: Ledger, item: WorkItem) -> None:
+    def __init__(self, ledger: Ledger, item: WorkItem,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
         self._ledger = ledger
         self.item = item
+        self._stopping = stopping
         previous = item.previous
         #: The in-doubt entry the ledger holds for this row (from an earlier run, or
         #: from `mark_in_doubt` in this one), with the before-values to keep.
         self.doubt_entry: Entry | None = (
             previous if previous is not None and previous.status == IN_DOUBT else None
         )
+
+    @property
+    def stopping(self) -> bool:
+        """The job is stopping: a row that has not begun yet should not (NotBegun)."""
+        return self._stopping()
 
     @property
     def in_doubt(self) -> bool:
@@ -421,7 +428,7 @@ class Job:
             self._later.hold(item.row, item.payload, entry)
 
     async def _process(self, item: WorkItem) -> Entry | None:
-        context = RowContext(self._ledger, item)
+        context = RowContext(self._ledger, item, lambda: self._stopping)
         was_in_doubt = context.in_doubt
         try:
             entry = await self._handler(item, context)
@@ -437,6 +444,9 @@ class Job:
             return None
         except StopJob as exc:
             self.abort(str(exc), exc.how)
+            self._leave_unfinished(item, context, str(exc), None)
+            return None
+        except NotBegun as exc:
             self._leave_unfinished(item, context, str(exc), None)
             return None
         except asyncio.CancelledError:

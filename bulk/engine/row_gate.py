@@ -6,6 +6,10 @@ MAX_READ_AGE), the last of them finds its read too old when its write slot comes
 reads again: a request wasted, at any quota, whatever `--concurrency` says. So a row
 begins only while fewer than `limit()` rows are under way, `limit()` being asked afresh
 each time (it follows the pace). Waiting rows begin first come, first served.
+
+A row let in after its job began to stop (Ctrl-C) does not begin: the wait at the gate
+can be long (32 rows behind a pace of a few a second), and a stop finishes only the rows
+under way. The job's row context says so (`stopping`); the row raises NotBegun.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
+
+from bulk.engine.errors import NotBegun
 
 T = TypeVar("T")
 
@@ -72,6 +78,8 @@ class Gated(Generic[T]):
     async def __call__(self, *args: Any) -> T:
         await self.gate.enter()
         try:
+            if any(getattr(arg, "stopping", False) for arg in args):
+                raise NotBegun("stopped before the row began")
             return await self.handler(*args)
         finally:
             self.gate.leave()

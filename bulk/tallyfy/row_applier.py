@@ -199,7 +199,9 @@ class RowApplier:
                 return entry
             # Checked against the record as read just now, right before the write; only
             # when there is something to write (a record already as asked needs no guard).
-            conflict = find_conflict(read.data, change.expect) if change.expect else None
+            # A dry run checks what the earlier rows of the record would have left there,
+            # as a real run finds it.
+            conflict = find_conflict(record, change.expect) if change.expect else None
             if conflict is not None:
                 # An earlier PUT of this row that may have landed keeps its before/after.
                 entry = _entry(base, CONFLICT, state, read.status, read.request_id)
@@ -211,6 +213,15 @@ class RowApplier:
                 entry.before, entry.after = plan.before, plan.after
                 self._remember(change.record_id, record, plan)
                 return entry
+            age = self.clock.now() - read_at
+            if age > MAX_READ_AGE:
+                # Old on arrival: the answer alone took longer than a read stays usable (a
+                # slow server or network). Reading again at once would come back as old, so
+                # the attempt is given up (tried again after the backoff); nothing is sent.
+                raise StaleRead(
+                    f"the read was answered {age:.1f} s after it was sent, later than the "
+                    f"{MAX_READ_AGE:g} s a read stays usable for a write; nothing sent"
+                )
             marked = context.doubt_entry
             if marked is None or (marked.before, marked.after) != (plan.before, plan.after):
                 # The mark carries this PUT's before-values: a crash after it lands must
