@@ -75,7 +75,7 @@ def measure(workdir: Path, *, quick: bool = False, say: Any = print) -> dict[str
     return results
 
 
-def render(results: dict[str, Any]) -> str:
+def render(results: dict[str, Any], *, shared: bool = False) -> str:
     """The BENCHMARKS.md section."""
     jobs = results["jobs"]
     lines = [
@@ -103,14 +103,16 @@ def render(results: dict[str, Any]) -> str:
                 f"| {latency:g} ms | {concurrency} | {a:,.0f} ({plain['wall_rows_per_s']:,.0f}) "
                 f"| {b:,.0f} ({repeated['wall_rows_per_s']:,.0f}) | {cost}{ok} |")
     before, after = results["load_before"], results["load_after"]
+    # Said only when the run was told so (--shared-machine): the load average alone
+    # cannot tell another session's work from ours.
+    where = ("**The machine was shared while these ran** (other jobs on the same 2 cores)"
+             if shared else "Load average")
     lines += [
         "",
-        "**The machine was shared while these ran** (six or seven other sessions on the same "
-        f"2 cores; load average {before[0]:.1f} before, {after[0]:.1f} after): the figures "
-        "move by tens of percent from run to run, so read the two columns of one line "
-        "against each other, not against other sections. A repeated row waits only for "
-        "the row of its own record in flight; at concurrency 32 the other workers keep "
-        "the pace, at 8 a wait is one worker in eight.",
+        f"{where}: {before[0]:.1f} before, {after[0]:.1f} after. Read the two columns of one "
+        "line against each other: a few percent either way is run-to-run noise. A repeated "
+        "row waits only for the row of its own record in flight; at concurrency 32 the "
+        "other workers keep the pace, at 8 a wait is one worker in eight.",
     ]
     return "\n".join(lines) + "\n"
 

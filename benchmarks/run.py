@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 heading = "## Per-record ordering (`benchmarks/ordering.py`)"
                 section = ordering.render(ordering.measure(Path(tmp), quick=args.quick,
-                                                           say=say))
+                                                           say=say), shared=args.shared_machine)
         if args.output is None:
             print(section)
         else:
@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         text += "\n" + loop.render(results.loop)
     text = text.rstrip("\n") + "\n\n" + "\n".join(report_big.section(big_report))
     text = text.rstrip("\n") + "\n\n" + tasks.render(task_results)
-    text = text.rstrip("\n") + "\n\n" + ordering.render(order_results)
+    text = text.rstrip("\n") + "\n\n" + ordering.render(order_results,
+                                                             shared=args.shared_machine)
     text = text.rstrip("\n") + "\n\n" + pace.render(pace_results, shared=args.shared_machine)
     if args.output is None:
         print(text)
