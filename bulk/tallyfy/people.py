@@ -15,6 +15,7 @@ import asyncio
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bulk.engine.breaker import OutageError
 from bulk.engine.clock import Clock
 from bulk.engine.errors import AuthError, ConfigError, HttpError, RowInvalid, TransportError
 from bulk.engine.http import Answer
@@ -76,7 +77,14 @@ async def directory_for(connection: Connection, pacing: Pacing, clock: Clock) ->
     """The member list read before select's pages (its flags name emails), through the API
     opened as every job opens it: paced, retried, outage breaker included."""
     async with open_api(connection, pacing, clock, connections=1, one_stream=True) as api:
-        return await read_directory(api.client, api.policy, clock)
+        try:
+            return await read_directory(api.client, api.policy, clock)
+        except OutageError as exc:
+            # Inside a job an outage stops the job (its rows resume); here nothing has begun,
+            # so it is the list that could not be read (select starts over, no resuming).
+            down = str(exc).partition(";")[0]
+            raise MembersUnavailable(f"cannot read the organization's member list: {down}"
+                                     ) from None
 
 
 def _user_id(value: Any) -> int | None:

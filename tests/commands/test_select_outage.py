@@ -5,6 +5,8 @@ limit, writing nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bulk.engine.errors import SelectFailed
@@ -97,3 +99,16 @@ def test_select_takes_the_outage_limit_from_the_option_table(tmp_path):
     assert "Invalid value for '--outage-limit'" in result.output
     assert "1 to 86400" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_an_outage_while_the_member_list_is_read_is_one_line_not_a_traceback(sandbox):
+    # `--owner EMAIL` reads the member list first, through the same builder and breaker:
+    # an outage past the limit there is "the list could not be read" (select exits 1,
+    # nothing written), not the breaker's StopJob escaping the command.
+    from bulk.tallyfy.people import MembersUnavailable, directory_for
+
+    sandbox.faults = DOWN
+    options = SelectOptions(output=Path("unused.csv"), rate=10_000.0, burst=100,
+                            backoff=RetryPolicy(base=0.01, cap=0.05), outage_limit=60)
+    with pytest.raises(MembersUnavailable, match="member list: the API stayed unreachable"):
+        await directory_for(connection_to(sandbox), options, OutageClock(sandbox))
