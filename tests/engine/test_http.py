@@ -16,6 +16,7 @@ from bulk.engine.errors import AuthError, HttpError, TransportError
 from bulk.engine.http import MAX_ERROR_BODY, Answer, JsonHttp
 from bulk.engine.pacing import Pacer
 from bulk.engine.retry import RetryPolicy
+from tests.support.helpers import not_http_peer
 
 TOKEN = "tok-SECRET-5f1c2a9e7b3d4c6a8e0f1b2d3c4a5e6f"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
@@ -360,21 +361,10 @@ async def test_a_write_on_a_held_slot_is_not_sent_after_an_outage_but_read_again
 async def test_any_other_transport_failure_is_worded_in_our_terms(session):
     # A peer that answers something that is not HTTP: aiohttp's own message quotes the whole
     # URL (query included) over several lines; ours names only the kind and the path.
-    async def not_http(reader, writer):
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    peer = await asyncio.start_server(not_http, "127.0.0.1", 0)
-    port = peer.sockets[0].getsockname()[1]
-    try:
+    async with not_http_peer() as port:
         with pytest.raises(TransportError) as raised:
             await make_http(session).request(
                 "GET", f"http://127.0.0.1:{port}/organizations/o/runs?q=private", path="runs")
-    finally:
-        peer.close()
-        await peer.wait_closed()
     message = str(raised.value)
     assert message == "connection failed (ClientResponseError) (GET runs)"
     assert "private" not in message and str(port) not in message and "\n" not in message

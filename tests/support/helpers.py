@@ -6,9 +6,12 @@ import asyncio
 import csv
 import json
 import os
+import random
 import sqlite3
 import sys
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +168,36 @@ def on_records(sandbox: Sandbox) -> list[JournalEntry]:
     """
     return [entry for entry in sandbox.stats.journal
             if len(entry.path.rstrip("/").rsplit("/", 1)[-1]) == 32]
+
+
+@asynccontextmanager
+async def not_http_peer() -> AsyncIterator[int]:
+    """A loopback peer that answers something that is not HTTP; yields its port. aiohttp's
+    own error for it quotes the URL and holds the request's headers (the token among them)."""
+
+    async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    peer = await asyncio.start_server(not_http, "127.0.0.1", 0)
+    try:
+        yield peer.sockets[0].getsockname()[1]
+    finally:
+        peer.close()
+        await peer.wait_closed()
+
+
+def interleaved(lanes: list[list[Any]], seed: int) -> list[Any]:
+    """The lanes' items mixed at random, each lane's in its own order (several rows per
+    record, spread through a file)."""
+    lanes = [list(lane) for lane in lanes]
+    rng = random.Random(seed)
+    mixed: list[Any] = []
+    while lanes:
+        lane = rng.choice(lanes)
+        mixed.append(lane.pop(0))
+        if not lane:
+            lanes.remove(lane)
+    return mixed

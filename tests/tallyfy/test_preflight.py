@@ -3,7 +3,6 @@ organization in one line, within seconds, and records no row as failed."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from bulk.sandbox import Faults
 from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import Connection, Secret
 from tests.commands.test_cli import invoke
-from tests.support.helpers import env_for, rename_csv, run_ids
+from tests.support.helpers import env_for, not_http_peer, rename_csv, run_ids
 
 
 async def apply_with(connection: Connection, path: Path):
@@ -123,21 +122,10 @@ def test_the_command_says_which_in_one_line_with_exit_2(threaded_sandbox, tmp_pa
 async def test_a_peer_that_is_not_http_is_one_line_and_keeps_no_header(sandbox, renames):
     # aiohttp's error for a garbled answer holds the request's headers (the token among
     # them): nothing of it may ride along, not even as the refusal's __context__.
-    async def not_http(reader, writer):
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    peer = await asyncio.start_server(not_http, "127.0.0.1", 0)
-    port = peer.sockets[0].getsockname()[1]
-    connection = Connection(f"http://127.0.0.1:{port}/api", sandbox.org_id,
-                            Secret(sandbox.token))
-    try:
+    async with not_http_peer() as port:
+        connection = Connection(f"http://127.0.0.1:{port}/api", sandbox.org_id,
+                                Secret(sandbox.token))
         error, counts, _ = await apply_with(connection, renames)
-    finally:
-        peer.close()
-        await peer.wait_closed()
     assert isinstance(error, ConfigError)
     assert str(error) == ("cannot reach 127.0.0.1: connection failed (ClientResponseError); "
                           "check TALLYFY_BASE_URL (or --base-url)")

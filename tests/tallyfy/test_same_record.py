@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 from bulk.sandbox import Sandbox
 from bulk.tallyfy.apply_job import ApplyOptions, prepare
-from tests.support.helpers import config, connection_to, run_ids, run_job, write_jsonl
+from tests.support.helpers import (
+    config,
+    connection_to,
+    interleaved,
+    run_ids,
+    run_job,
+    write_jsonl,
+)
 
 
 def _mixed_rows(ids: list[str], joiner: dict[str, int], seed: int = 5) -> list[dict[str, object]]:
@@ -15,14 +21,7 @@ def _mixed_rows(ids: list[str], joiner: dict[str, int], seed: int = 5) -> list[d
     with each run's own rows still in that order."""
     lanes = [[{"id": rid, "add_users": [joiner[rid]]}, {"id": rid, "name": f"renamed {n}"},
               {"id": rid, "remove_users": [joiner[rid]]}] for n, rid in enumerate(ids)]
-    rng = random.Random(seed)
-    rows: list[dict[str, object]] = []
-    while lanes:
-        lane = rng.choice(lanes)
-        rows.append(lane.pop(0))
-        if not lane:
-            lanes.remove(lane)
-    return rows
+    return interleaved(lanes, seed)
 
 
 async def test_three_rows_per_record_at_concurrency_32_all_land_in_file_order(

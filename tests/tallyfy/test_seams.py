@@ -4,14 +4,20 @@ answers that land badly, people's edits, emails, --fresh and Ctrl-C."""
 from __future__ import annotations
 
 import asyncio
-import random
 from pathlib import Path
 
 import pytest
 
 from bulk.sandbox import Sandbox
 from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
-from tests.support.helpers import config, connection_to, run_ids, run_job, write_jsonl
+from tests.support.helpers import (
+    config,
+    connection_to,
+    interleaved,
+    run_ids,
+    run_job,
+    write_jsonl,
+)
 
 
 async def test_a_dry_run_checks_expect_against_what_earlier_rows_would_leave(
@@ -42,13 +48,7 @@ async def test_three_rows_per_record_under_a_tight_quota_at_concurrency_32(tmp_p
         joiner = {rid: next(m for m in members if m not in original[rid]) for rid in ids}
         lanes = [[{"id": rid, "add_users": [joiner[rid]]}, {"id": rid, "name": f"n {n}"},
                   {"id": rid, "remove_users": [joiner[rid]]}] for n, rid in enumerate(ids)]
-        rng = random.Random(3)
-        rows: list[dict[str, object]] = []
-        while lanes:
-            lane = rng.choice(lanes)
-            rows.append(lane.pop(0))
-            if not lane:
-                lanes.remove(lane)
+        rows = interleaved(lanes, seed=3)
         path = write_jsonl(tmp_path / "q.jsonl", rows)
         prepared = prepare(ApplyOptions(input=path, rate="auto", concurrency=32),
                            connection_to(sandbox))
@@ -176,13 +176,7 @@ async def test_three_rows_per_record_through_faults_resume_then_undo_exactly(
                   {"id": rid, "name": f"b {n}"},
                   {"id": rid, "remove_users": [original[rid][1][0]]}]
                  for n, rid in enumerate(ids)]
-        rng = random.Random(11)
-        rows: list[dict[str, object]] = []
-        while lanes:
-            lane = rng.choice(lanes)
-            rows.append(lane.pop(0))
-            if not lane:
-                lanes.remove(lane)
+        rows = interleaved(lanes, seed=11)
         path = write_jsonl(tmp_path / "f.jsonl", rows)
         ledger = tmp_path / "f.ledger.db"
         first = None
