@@ -108,9 +108,7 @@ def _members_page(answer: Answer) -> tuple[list[dict[str, Any]], int | None]:
 
 async def _retried(policy: RetryPolicy, clock: Clock, call: Any) -> Answer:
     try:
-        async for attempt in policy.retrying(clock):
-            with attempt:
-                return await call(attempt.retry_state.attempt_number)
+        return await policy.run(clock, call)
     except AuthError:
         raise
     except HttpError as exc:
@@ -118,7 +116,6 @@ async def _retried(policy: RetryPolicy, clock: Clock, call: Any) -> Answer:
             f"cannot read the organization's member list: {exc.describe()}") from None
     except TransportError as exc:
         raise MembersUnavailable(f"cannot read the organization's member list: {exc}") from None
-    raise AssertionError("unreachable: the retry loop returns or raises")
 
 
 class People:

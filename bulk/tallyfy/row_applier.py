@@ -136,9 +136,8 @@ class RowApplier:
             state.attempts = earlier.attempts
         base = Entry(row=item.row, status=FAILED, record_id=change.record_id)
         try:
-            async for attempt in self.policy.retrying(self.clock):
-                with attempt:
-                    return await self._attempt(change, context, state, base)
+            return await self.policy.run(
+                self.clock, lambda _: self._attempt(change, context, state, base))
         except AuthError:
             raise
         except HttpError as exc:
@@ -162,7 +161,6 @@ class RowApplier:
                            CONFLICT)
         except PlanError as exc:
             return self._failed(base, state, str(exc), None, None, ambiguous=False)
-        raise AssertionError("unreachable: the retry loop returns or raises")
 
     async def _attempt(
         self, change: Change, context: RowContext, state: _RowState, base: Entry

@@ -280,14 +280,17 @@ class _Scan:
 
 async def _retried(policy: RetryPolicy, clock: Clock, call: Any) -> Answer:
     last: RequestError | None = None
+
+    async def attempt(number: int) -> Answer:
+        nonlocal last
+        try:
+            return await call(number)
+        except RequestError as exc:
+            last = exc
+            raise
+
     try:
-        async for attempt in policy.retrying(clock):
-            with attempt:
-                try:
-                    return await call(attempt.retry_state.attempt_number)
-                except RequestError as exc:
-                    last = exc
-                    raise
+        return await policy.run(clock, attempt)
     except OutageError as exc:
         # The breaker waited the outage out as long as it may: the list cannot be read
         # to its end now (nothing is written), as its last answer says.
@@ -300,7 +303,6 @@ async def _retried(policy: RetryPolicy, clock: Clock, call: Any) -> Answer:
         raise SelectFailed(exc.describe()) from None
     except TransportError as exc:
         raise SelectFailed(str(exc)) from None
-    raise AssertionError("unreachable: the retry loop returns or raises")
 
 
 def _page(answer: Answer, path: str) -> tuple[list[dict[str, Any]], int | None, int | None]:

@@ -142,14 +142,25 @@ def test_wait_after_a_transport_error_is_the_backoff():
 # -- RetryPolicy.retrying: the loop itself ------------------------------------------
 
 
-async def run_with(policy: RetryPolicy, clock: SkipClock, attempt_fn):
+async def loop_with(policy: RetryPolicy, clock: SkipClock, attempt_fn):
     async for attempt in policy.retrying(clock):
         with attempt:
             return await attempt_fn()
     raise AssertionError("unreachable")
 
 
-async def test_retries_a_transport_error_then_succeeds():
+async def run_through(policy: RetryPolicy, clock: SkipClock, attempt_fn):
+    return await policy.run(clock, lambda _number: attempt_fn())
+
+
+@pytest.fixture(params=[loop_with, run_through], ids=["retrying", "run"])
+def run_with(request):
+    """Every test of the loop holds for tenacity's loop as written out and for
+    `RetryPolicy.run` (its first attempt outside tenacity): same calls, waits, errors."""
+    return request.param
+
+
+async def test_retries_a_transport_error_then_succeeds(run_with):
     clock = SkipClock()
     calls = 0
 
@@ -168,7 +179,7 @@ async def test_retries_a_transport_error_then_succeeds():
     assert 0.0 <= waits[1] <= 1.0
 
 
-async def test_waits_go_through_the_clock():
+async def test_waits_go_through_the_clock(run_with):
     clock = SkipClock()
     answers = [HttpError(503, retry_after=2.5), HttpError(429, retry_after=40.0)]
 
@@ -183,7 +194,7 @@ async def test_waits_go_through_the_clock():
     assert clock.skipped == 2.5
 
 
-async def test_stops_after_max_attempts_and_reraises_the_last_error():
+async def test_stops_after_max_attempts_and_reraises_the_last_error(run_with):
     clock = SkipClock()
     calls = 0
 
@@ -201,7 +212,7 @@ async def test_stops_after_max_attempts_and_reraises_the_last_error():
 
 
 @pytest.mark.parametrize(("kind", "status"), [(HttpError, 404), (HttpError, 422), (AuthError, 401)])
-async def test_never_retries_a_final_error(kind, status):
+async def test_never_retries_a_final_error(kind, status, run_with):
     # Built here, not in the parametrize list: a raised exception keeps its traceback
     # (and so this test's event loop) alive for as long as the object lives.
     error = kind(status)
@@ -220,7 +231,7 @@ async def test_never_retries_a_final_error(kind, status):
     assert clock.sleeps == []
 
 
-async def test_does_not_retry_a_cancelled_error_raised_inside():
+async def test_does_not_retry_a_cancelled_error_raised_inside(run_with):
     clock = SkipClock()
     calls = 0
 
@@ -235,7 +246,7 @@ async def test_does_not_retry_a_cancelled_error_raised_inside():
     assert clock.sleeps == []
 
 
-async def test_a_cancelled_task_propagates_out_of_the_loop():
+async def test_a_cancelled_task_propagates_out_of_the_loop(run_with):
     clock = SkipClock()
     calls = 0
     started = asyncio.Event()
@@ -256,7 +267,7 @@ async def test_a_cancelled_task_propagates_out_of_the_loop():
     assert clock.sleeps == []
 
 
-async def test_each_call_gets_a_fresh_controller():
+async def test_each_call_gets_a_fresh_controller(run_with):
     policy = RetryPolicy(max_attempts=2)
     clock = SkipClock()
     assert policy.retrying(clock) is not policy.retrying(clock)
@@ -274,7 +285,7 @@ async def test_each_call_gets_a_fresh_controller():
     assert await run_with(policy, clock, fails_once) == 4
 
 
-async def test_429s_do_not_spend_attempts():
+async def test_429s_do_not_spend_attempts(run_with):
     clock = SkipClock()
     answers = [HttpError(429, retry_after=1.0)] * 10 + [HttpError(503), HttpError(429)]
 
@@ -286,3 +297,36 @@ async def test_429s_do_not_spend_attempts():
     # Two attempts allowed: only the 503 spends one.
     assert await run_with(RetryPolicy(max_attempts=2, base=0.01), clock, attempt) == "done"
     assert answers == []
+
+
+async def test_run_numbers_the_attempts_and_starts_tenacity_only_on_a_failure(monkeypatch):
+    policy, clock = RetryPolicy(max_attempts=4, base=0.01), SkipClock()
+    controllers = 0
+    real = RetryPolicy.retrying
+
+    def counted(self, clock):
+        nonlocal controllers
+        controllers += 1
+        return real(self, clock)
+
+    monkeypatch.setattr(RetryPolicy, "retrying", counted)
+    seen: list[int] = []
+
+    async def succeeds(number):
+        seen.append(number)
+        return "done"
+
+    assert await policy.run(clock, succeeds) == "done"
+    assert (seen, controllers, clock.sleeps) == ([1], 0, [])
+
+    seen.clear()
+
+    async def fails_twice(number):
+        seen.append(number)
+        if number < 3:
+            raise TransportError("dropped")
+        return number
+
+    # The first failure is tenacity's attempt 1: the numbers go on 2, 3, as in its loop.
+    assert await policy.run(clock, fails_twice) == 3
+    assert (seen, controllers, len(clock.sleeps)) == ([1, 2, 3], 1, 2)
