@@ -93,40 +93,75 @@ def level_of(limiter: AsyncLimiter) -> float:
     return max(0.0, limiter.max_rate - low)
 
 
+def _take_free(limiter: AsyncLimiter) -> bool:
+    """Take one slot the limiter has room for now, without a turn of the event loop.
+
+    aiolimiter's `acquire` returns without suspending when `has_capacity()`, so it is
+    driven to its end here (only its public methods are used); False when it has no room.
+    """
+    if not limiter.has_capacity():
+        return False
+    step = limiter.acquire()
+    try:
+        step.send(None)
+    except StopIteration:
+        return True
+    step.close()
+    raise AssertionError("aiolimiter suspended an acquire it had room for")
+
+
 class _Queue:
-    """A lock handed on first to the callers that asked `first`, then in arrival order."""
+    """The callers waiting for a slot: those that asked `first`, then in arrival order.
+
+    One of them at a time holds the line (the head, who waits on the limiter). When it
+    lets go, the slots free at that moment go straight to the callers queued, in their
+    order, and the first one none is free for holds the line next. Handing the line on
+    instead to a caller that would only wake a loop turn later to take a free slot kept
+    the line held, so every caller arriving meanwhile queued too: a convoy that outlived
+    the wait that began it, a future and a loop turn for every slot.
+    """
 
     def __init__(self) -> None:
         self._held = False
-        self._first: deque[asyncio.Future[None]] = deque()
-        self._others: deque[asyncio.Future[None]] = deque()
+        self._first: deque[asyncio.Future[bool]] = deque()
+        self._others: deque[asyncio.Future[bool]] = deque()
 
-    def locked(self) -> bool:
-        return self._held
+    def busy(self) -> bool:
+        return self._held or bool(self._first) or bool(self._others)
 
-    async def acquire(self, first: bool) -> None:
-        if not self._held and not self._first and not self._others:
+    async def acquire(self, first: bool) -> bool:
+        """Hold the line (False), or wait in it: True when a slot was handed over, False
+        when the line was."""
+        if not self.busy():
             self._held = True
-            return
-        waiter = asyncio.get_running_loop().create_future()
+            return False
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         line = self._first if first else self._others
         line.append(waiter)
         try:
-            await waiter  # release handed the lock to this waiter
+            return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self.release()  # handed the lock and cancelled at once: pass it on
+                if not waiter.result():
+                    self.release(lambda: False)  # handed the line and cancelled: pass it on
+                # (a slot handed over and not used is spent, like a request not sent)
             elif waiter in line:
                 line.remove(waiter)
             raise
 
-    def release(self) -> None:
+    def release(self, grant: Callable[[], bool]) -> None:
+        """Let go of the line: `grant()` takes a slot free now for the next caller queued
+        (False: none is); the first caller no slot is free for holds the line."""
         for line in (self._first, self._others):
             while line:
                 waiter = line.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)  # still held: now by this waiter
-                    return
+                if waiter.done():
+                    continue  # cancelled while queued
+                if grant():
+                    waiter.set_result(True)
+                    continue
+                waiter.set_result(False)  # still held: now by this waiter
+                return
         self._held = False
 
 
@@ -176,11 +211,20 @@ class Slots:
         self._limiter, self._limiter_rate = limiter, self.rate
         return limiter
 
+    def _ready(self) -> AsyncLimiter | None:
+        """The limiter at the pace now, when one is in place (else the head swaps one in)."""
+        limiter = self._limiter
+        return limiter if limiter is not None and self._limiter_rate == self.rate else None
+
     def free_now(self) -> bool:
         """A slot can be taken at once: nobody is queued, and the limiter has room."""
-        limiter = self._limiter
-        return (limiter is not None and self._limiter_rate == self.rate
-                and not self._lock.locked() and limiter.has_capacity())
+        limiter = self._ready()
+        return limiter is not None and not self._lock.busy() and limiter.has_capacity()
+
+    def _grant(self, cooling: Callable[[], float]) -> bool:
+        """Take a slot for a queued caller if one is free now (no pause, room)."""
+        limiter = self._ready()
+        return limiter is not None and cooling() <= 0 and _take_free(limiter)
 
     async def take(self, cooling: Callable[[], float], first: bool = False) -> bool:
         """Wait for a slot, first come first served; True when none had to be waited for.
@@ -189,12 +233,13 @@ class Slots:
         each try, and a slot won while a pause began is not used. `first`: served before
         every waiting caller that did not ask it (see the module docstring).
         """
-        if cooling() <= 0 and self.free_now():
-            assert self._limiter is not None
-            await self._limiter.acquire()  # has room: returns without suspending
+        limiter = self._ready()
+        if limiter is not None and not self._lock.busy() and cooling() <= 0 \
+                and _take_free(limiter):
             return True
+        if await self._lock.acquire(first):
+            return False  # queued, then handed a slot when the head let go
         waited = False
-        await self._lock.acquire(first)
         try:
             while True:
                 while (left := cooling()) > 0:
@@ -220,4 +265,4 @@ class Slots:
                     continue  # a pause began while it waited: this slot is not used
                 return False
         finally:
-            self._lock.release()
+            self._lock.release(lambda: self._grant(cooling))

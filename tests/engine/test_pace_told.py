@@ -240,3 +240,37 @@ async def test_rows_cancelled_while_held_back_when_the_others_leave() -> None:
     results = await asyncio.gather(*held, return_exceptions=True)
     assert all(isinstance(r, asyncio.CancelledError) for r in results), results
     assert gate.busy == 0
+
+
+@pytest.mark.looptime
+async def test_slots_free_when_the_head_lets_go_go_to_the_whole_queue_at_once():
+    # Twenty callers queue behind a pause; when it ends the limiter has room for them all.
+    # They are served in the loop turn the head lets go, not one loop turn each (a line
+    # handed from caller to caller stayed held, so every caller arriving meanwhile queued
+    # as well: a convoy that lasted as long as callers kept coming).
+    loop = asyncio.get_running_loop()
+    slots = Slots(100, 100, clock=Pacer(100).clock)
+    await slots.take(lambda: 0.0)  # a limiter in place, with room for 99 more
+
+    def cooling() -> float:
+        return max(0.0, 1.0 - loop.time())
+
+    tasks = [asyncio.create_task(slots.take(cooling)) for _ in range(20)]
+    turns: list[int] = []
+
+    async def count_turns() -> None:  # bounded: looptime moves on only when idle
+        for turn in range(60):
+            if all(task.done() for task in tasks):
+                turns.append(turn)
+                return
+            await asyncio.sleep(0)
+
+    await asyncio.sleep(0.5)  # all queued; the head sleeps out the pause until t=1
+    counting = loop.create_future()
+    loop.call_at(1.0, lambda: counting.set_result(loop.create_task(count_turns())))
+    await (await counting)
+    assert [task.result() for task in tasks] == [False] * 20  # each waited out the pause
+    assert loop.time() == at(1.0)
+    assert turns and turns[0] <= 4
+    assert slots.free_now()  # nobody holds the line: the next caller takes a slot at once
+    assert await slots.take(cooling) is True
