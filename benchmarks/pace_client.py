@@ -6,8 +6,10 @@
 Reads TALLYFY_BASE_URL, TALLYFY_ORG_ID and TALLYFY_ACCESS_TOKEN; prints one JSON line:
 the job's own seconds (from its first request to its last answer, without start-up),
 the process CPU time over the job and over the whole process, the rows done and the
-requests sent. `--fixed`: the pace is set at its ceiling from the first request (the
-twin of a climbing job). `bare`: for each row a GET and a PUT of the new name with the
+requests sent, and the steady rows/s: rows finished per second between the 10th and the
+90th percentile of their finish times (the start, with its climb, and the tail left out).
+`--fixed`: the pace is set at its ceiling from the first request (the twin of a climbing
+job). `bare`: for each row a GET and a PUT of the new name with the
 run's users and groups, `CONCURRENCY` workers, nothing else (no ledger, no pacer, no
 retry, no checks): the floor any client doing the same job pays.
 """
@@ -22,6 +24,28 @@ import resource
 import sys
 import time
 from pathlib import Path
+
+#: The share of a job's rows left out at each end of its steady window.
+STEADY_MARGIN = 0.1
+
+
+def steady_rate(finished: list[float]) -> float | None:
+    """Rows per second over the middle of the finish times (None: too few to tell)."""
+    times = sorted(finished)
+    first, last = int(len(times) * STEADY_MARGIN), int(len(times) * (1 - STEADY_MARGIN)) - 1
+    if last - first < 10 or times[last] <= times[first]:
+        return None
+    return (last - first) / (times[last] - times[first])
+
+
+def _ledger_finish_times(ledger: Path) -> list[float]:
+    """When each row ended `ok` (the ledger's updated_at, to the millisecond)."""
+    import sqlite3
+    from datetime import datetime
+
+    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+        stamps = db.execute("SELECT updated_at FROM rows WHERE status = 'ok'").fetchall()
+    return [datetime.fromisoformat(stamp).timestamp() for (stamp,) in stamps]
 
 
 def _process_cpu() -> float:
@@ -55,12 +79,15 @@ def bulk_job(input_path: Path, ledger: Path, concurrency: int, rate: str,
         summary = asyncio.run(apply_job.execute(prepared))
     finally:
         prepared.ledger.close()
-    return {"job_s": time.perf_counter() - started, "job_cpu_s": _process_cpu() - cpu,
+    job_s, job_cpu_s = time.perf_counter() - started, _process_cpu() - cpu
+    return {"job_s": job_s, "job_cpu_s": job_cpu_s,
             "ok": summary.done["ok"], "requests": summary.requests,
-            "rate_limited": summary.rate_limited, "exit_code": summary.exit_code}
+            "rate_limited": summary.rate_limited, "exit_code": summary.exit_code,
+            "steady_rows_per_s": steady_rate(_ledger_finish_times(ledger))}
 
 
-async def _bare(rows: list[tuple[str, str]], concurrency: int) -> int:
+async def _bare(rows: list[tuple[str, str]], concurrency: int,
+                finished: list[float]) -> int:
     import aiohttp
 
     base = os.environ["TALLYFY_BASE_URL"].rstrip("/")
@@ -83,6 +110,7 @@ async def _bare(rows: list[tuple[str, str]], concurrency: int) -> int:
             async with session.put(url, json=body, headers=headers) as answer:
                 await answer.read()
                 done += answer.status == 200
+            finished.append(time.time())
 
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -93,10 +121,12 @@ async def _bare(rows: list[tuple[str, str]], concurrency: int) -> int:
 def bare_loop(input_path: Path, concurrency: int) -> dict[str, object]:
     with open(input_path, newline="") as handle:
         rows = [(line["id"], line["name"]) for line in csv.DictReader(handle)]
+    finished: list[float] = []
     cpu, started = _process_cpu(), time.perf_counter()
-    done = asyncio.run(_bare(rows, concurrency))
+    done = asyncio.run(_bare(rows, concurrency, finished))
     return {"job_s": time.perf_counter() - started, "job_cpu_s": _process_cpu() - cpu,
-            "ok": done, "requests": 2 * len(rows), "rate_limited": 0, "exit_code": 0}
+            "ok": done, "requests": 2 * len(rows), "rate_limited": 0, "exit_code": 0,
+            "steady_rows_per_s": steady_rate(finished)}
 
 
 def main(argv: list[str]) -> int:

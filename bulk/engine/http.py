@@ -97,6 +97,7 @@ class JsonHttp:
         self._pacer = pacer
         self._policy = policy
         self._headers = headers
+        self._body_headers = {**headers, "Content-Type": "application/json"}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.requests = 0
 
@@ -183,9 +184,7 @@ class JsonHttp:
         sent_at = await self._pacer.acquire() if paced else self._pacer.clock.now()
         self.requests += 1
         payload = None if body is None else json.dumps(body, separators=(",", ":"))
-        headers = self._headers
-        if payload is not None:
-            headers = {**headers, "Content-Type": "application/json"}
+        headers = self._headers if payload is None else self._body_headers
         try:
             async with self._session.request(
                 method,
@@ -268,12 +267,14 @@ def _quota_told(headers: Any) -> tuple[int, int] | None:
 
 
 def _parse(raw: bytes) -> Any:
+    """An answer's body: its JSON, or its text when it is none (None when empty). Nesting
+    too deep for json to read is no JSON we can use either (not a RecursionError)."""
     if not raw:
         return None
     text = raw.decode("utf-8", errors="replace")
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bulk.engine.clock import Clock, LoopClock
+from bulk.engine.collector import fewer_collections
 from bulk.engine.errors import AuthError, LedgerWriteError, NotBegun, StopJob
 from bulk.engine.ledger import FAILED, IN_DOUBT, PENDING, RETRYABLE, TERMINAL, Entry, Ledger
 from bulk.engine.one_at_a_time import OneAtATime
@@ -206,6 +207,10 @@ class Job:
 
     # -- running --------------------------------------------------------------------
     async def run(self) -> Summary:
+        with fewer_collections():
+            return await self._run()
+
+    async def _run(self) -> Summary:
         self._stop = asyncio.Event()
         self._hard_stop = asyncio.Event()
         self._drained = asyncio.Event()

@@ -123,6 +123,11 @@ class Entry:
     read_back: bool = False
 
 
+#: In-doubt marks whose dumped before/after are kept for the row's final entry: far more
+#: than the rows a job has under way at once.
+MARKS_KEPT = 4096
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -184,6 +189,9 @@ class Ledger:
         self._buffer: list[tuple[Any, ...]] = []
         self._events: list[tuple[str, str, float | None]] = []
         self._commit_waiters: asyncio.Future[None] | None = None
+        #: The before/after of each in-doubt mark recorded, as written: the row's final
+        #: entry carries the same two dicts, written again without a second json.dumps.
+        self._marked: dict[int, tuple[Any, Any, str | None, str | None]] = {}
         self._lock: RunLock | None = None
         self._columns = COLUMNS
         if read_only:
@@ -262,10 +270,24 @@ class Ledger:
 
     # -- writing --------------------------------------------------------------------
     def record(self, entry: Entry) -> None:
-        """Buffer one entry; committed with the next batch."""
+        """Buffer one entry; committed with the next batch.
+
+        An entry's `before` and `after` are not changed once recorded: a later entry of
+        the row carrying the very same dicts is written with the text of the first.
+        """
         if self.read_only:
             raise ConfigError(f"{self.path}: opened read-only, for reading")
         stamp = now_iso()
+        before, after = entry.before, entry.after
+        marked = self._marked.pop(entry.row, None)
+        if marked is not None and marked[0] is before and marked[1] is after:
+            before_text, after_text = marked[2], marked[3]
+        else:
+            before_text, after_text = _dump(before), _dump(after)
+        if entry.status == IN_DOUBT:
+            self._marked[entry.row] = (before, after, before_text, after_text)
+            if len(self._marked) > MARKS_KEPT:  # rows that stopped before their end
+                del self._marked[next(iter(self._marked))]
         self._buffer.append(
             (
                 entry.row,
@@ -275,8 +297,8 @@ class Ledger:
                 entry.attempts,
                 entry.error,
                 entry.request_id,
-                _dump(entry.before),
-                _dump(entry.after),
+                before_text,
+                after_text,
                 _dump(entry.input),
                 entry.started_at or stamp,
                 stamp,

@@ -372,3 +372,11 @@ async def test_any_other_transport_failure_is_worded_in_our_terms(session):
     # request's headers, the token among them.
     assert raised.value.__cause__ is None and raised.value.__context__ is None
     assert_no_token(raised.value)
+
+
+
+def test_an_answer_nested_too_deep_for_json_is_text_not_a_crash():
+    from bulk.engine.http import _parse
+
+    raw = b"[" * 100_000 + b"]" * 100_000
+    assert _parse(raw) == raw.decode()

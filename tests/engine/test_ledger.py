@@ -369,3 +369,20 @@ def test_durable_entries_survive_a_hard_kill(tmp_path):
         assert ledger.get(1).after == {"name": "done"}
     with closing(sqlite3.connect(path)) as other:
         assert other.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_final_entry_keeps_its_marks_values_and_new_ones_are_written(ledger):
+    # The final entry of a marked row reuses the mark's text for the very same dicts;
+    # other dicts (a new plan after a re-read) are written as they are.
+    before, after = {"name": "Old", "users": [1]}, {"name": "New"}
+    ledger.record(Entry(row=1, status=IN_DOUBT, before=before, after=after))
+    ledger.record(Entry(row=2, status=IN_DOUBT, before={"name": "A"}, after={"name": "B"}))
+    ledger.commit()
+    ledger.record(Entry(row=1, status=OK, before=before, after=after))
+    ledger.record(Entry(row=2, status=OK, before={"name": "C"}, after={"name": "D"}))
+    ledger.record(Entry(row=3, status=OK, before={"name": "E"}, after=None))
+    ledger.commit()
+    found = {n: ledger.get(n) for n in (1, 2, 3)}
+    assert (found[1].status, found[1].before, found[1].after) == (OK, before, after)
+    assert (found[2].before, found[2].after) == ({"name": "C"}, {"name": "D"})
+    assert (found[3].before, found[3].after) == ({"name": "E"}, None)
