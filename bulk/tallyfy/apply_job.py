@@ -13,13 +13,14 @@ from typing import Any
 from bulk.engine.clock import Clock, LoopClock
 from bulk.engine.errors import AuthError, ConfigError, InputError, StopJob
 from bulk.engine.http import require_resend_switch
-from bulk.engine.job import Job, Observer
+from bulk.engine.job import Job
 from bulk.engine.ledger import (
     Ledger,
     now_iso,
 )
 from bulk.engine.ledger_file import check_before_run
 from bulk.engine.reader import InputFile, RawRow
+from bulk.engine.row_context import Observer
 from bulk.engine.row_gate import RowGate
 from bulk.engine.second_chance import SECOND_CHANCE_PAUSE
 from bulk.engine.summary import Summary

@@ -16,7 +16,6 @@ from bulk.engine.errors import (
     StaleRead,
     TransportError,
 )
-from bulk.engine.job import RowContext, WorkItem
 from bulk.engine.ledger import (
     CONFLICT,
     FAILED,
@@ -28,6 +27,7 @@ from bulk.engine.ledger import (
 )
 from bulk.engine.reader import RawRow
 from bulk.engine.retry import RetryPolicy, should_retry
+from bulk.engine.row_context import RowContext, WorkItem
 from bulk.engine.stops import DEFINITIVE, TRANSIENT
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.expect import find_conflict

@@ -23,8 +23,8 @@ from click.testing import CliRunner
 
 from bulk.cli import main
 from bulk.engine.errors import InputError, LedgerInUse
-from bulk.engine.job import RowContext
 from bulk.engine.ledger import IN_DOUBT, Entry, Ledger
+from bulk.engine.row_context import RowContext
 from bulk.sandbox import Sandbox
 from tests.support.helpers import (
     ROOT,

@@ -8,8 +8,9 @@ import asyncio
 from pathlib import Path
 
 from bulk.engine.clock import SkipClock
-from bulk.engine.job import Job, RowContext, WorkItem
+from bulk.engine.job import Job
 from bulk.engine.ledger import OK, PENDING, Entry, Ledger
+from bulk.engine.row_context import RowContext, WorkItem
 from bulk.engine.row_gate import RowGate
 
 

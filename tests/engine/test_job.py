@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bulk.engine.errors import AuthError, InputError
-from bulk.engine.job import Job, RowContext, WorkItem
+from bulk.engine.job import Job
 from bulk.engine.ledger import (
     FAILED,
     IN_DOUBT,
@@ -28,6 +28,7 @@ from bulk.engine.ledger import (
     Entry,
     Ledger,
 )
+from bulk.engine.row_context import RowContext, WorkItem
 from bulk.engine.summary import Summary
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from bulk.engine.clock import SkipClock
-from bulk.engine.job import Job, RowContext, WorkItem
+from bulk.engine.job import Job
 from bulk.engine.ledger import FAILED, IN_DOUBT, OK, PENDING, Entry, Ledger
+from bulk.engine.row_context import RowContext, WorkItem
 from bulk.engine.stops import TRANSIENT
 
 

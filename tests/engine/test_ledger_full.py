@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from bulk.engine.errors import LedgerWriteError
-from bulk.engine.job import Job, RowContext, WorkItem
+from bulk.engine.job import Job
 from bulk.engine.ledger import IN_DOUBT, OK, PENDING, Entry, Ledger
+from bulk.engine.row_context import RowContext, WorkItem
 
 FINGERPRINT = {"input_sha256": "aaaa", "target": "runs", "org": "org1"}
 BIG = "x" * 900  # makes each entry take a good part of a page, so the limit is met soon
