@@ -174,7 +174,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="in-doubt-rows-skipped-on-resume",
         promise="a row in doubt is settled by reading it back on the next run",
-        file="bulk/engine/ledger.py",
+        file="bulk/engine/ledger_rows.py",
         old="TERMINAL = frozenset({OK, UNCHANGED, INVALID, FAILED, CONFLICT})\n",
         new="TERMINAL = frozenset({OK, UNCHANGED, INVALID, FAILED, CONFLICT, IN_DOUBT})\n",
         tests=("tests/tallyfy/test_resume.py::test_a_write_never_acknowledged_stays_in_doubt_until_a_resume_reads_it_back",),

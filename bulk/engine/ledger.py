@@ -4,7 +4,7 @@ Why SQLite: a crash (even `kill -9`) never leaves a half-written file, lookups b
 are indexed, and the user can open it with any SQLite tool.
 
 Writes are buffered and committed in batches. The one write that must reach disk before
-anything else happens is `in_doubt`, recorded just before a PUT is sent: `commit_soon`
+anything else happens is `in_doubt`, recorded just before a PUT is sent: `record_durably`
 lets every worker that reaches that point in the same event-loop turn share one commit.
 A crash therefore loses at most the last short batch of *finished* rows, and those rows
 are simply done again on resume (their records already show the change, so no second
@@ -22,7 +22,6 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,148 +29,51 @@ from typing import TYPE_CHECKING, Any
 from bulk.engine import ledger_runs
 from bulk.engine.errors import ConfigError, LedgerMismatch, LedgerWriteError
 from bulk.engine.ledger_file import APPLICATION_ID, RunLock, open_for_run, open_read_only
+from bulk.engine.ledger_rows import (
+    ADDED_COLUMNS,
+    COLUMNS,
+    CONFLICT,
+    EVENTS_SCHEMA,
+    FAILED,
+    IN_DOUBT,
+    INVALID,
+    MARKS_KEPT,
+    OK,
+    PENDING,
+    RETRYABLE,
+    STATUSES,
+    TERMINAL,
+    UNCHANGED,
+    UPSERT,
+    Entry,
+    dump,
+    entry_of,
+    migrate,
+    now_iso,
+    set_up,
+)
 from bulk.engine.ledger_runs import SESSIONS_SCHEMA
+
+#: The ledger's public surface: the file (`Ledger`), and what one row of it holds.
+__all__ = [
+    "CONFLICT",
+    "FAILED",
+    "INVALID",
+    "IN_DOUBT",
+    "OK",
+    "PENDING",
+    "RETRYABLE",
+    "STATUSES",
+    "TERMINAL",
+    "UNCHANGED",
+    "Entry",
+    "Ledger",
+    "now_iso",
+    "open_existing",
+]
 
 if TYPE_CHECKING:  # asyncio is imported where it is used: `bulk status` need not load it
     import asyncio
-
-PENDING = "pending"
-IN_DOUBT = "in_doubt"
-OK = "ok"
-UNCHANGED = "unchanged"
-INVALID = "invalid"
-FAILED = "failed"
-#: Nothing was sent: the record no longer showed what the row expected (someone changed it).
-CONFLICT = "conflict"
-STATUSES = (PENDING, IN_DOUBT, OK, UNCHANGED, INVALID, FAILED, CONFLICT)
-#: Rows that a resume skips (failed ones are retried only when asked to).
-TERMINAL = frozenset({OK, UNCHANGED, INVALID, FAILED, CONFLICT})
-#: Finished rows that `--retry-failed` takes up again.
-RETRYABLE = frozenset({FAILED, CONFLICT})
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rows (
-    row         INTEGER PRIMARY KEY,   -- 1-based data row of the input
-    record_id   TEXT,
-    status      TEXT NOT NULL,
-    http_status INTEGER,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    error       TEXT,
-    request_id  TEXT,
-    before      TEXT,                  -- JSON: changed fields as they were
-    after       TEXT,                  -- JSON: changed fields as written
-    input       TEXT,                  -- JSON: the row as read, kept for rows not done
-    started_at  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL,
-    error_kind  TEXT,                  -- failed rows: transient or definitive
-    record_name TEXT                   -- the record's name or title, as the row read it
-);
-CREATE INDEX IF NOT EXISTS rows_status ON rows(status);
-"""
-#: Created on every opening for a run if absent, so a ledger from before it still opens.
-EVENTS_SCHEMA = """
--- What slowed the job, as it happened (429s, pauses, outages), for `bulk report`.
--- Created if absent, so a ledger from before it still opens.
-CREATE TABLE IF NOT EXISTS events (
-    at      TEXT NOT NULL,             -- ISO time, the same clock as rows.updated_at
-    kind    TEXT NOT NULL,             -- "429", "pause", "outage"...
-    seconds REAL                       -- how long it held the job back, when known
-);
-"""
-UPSERT = """
-INSERT INTO rows (row, record_id, status, http_status, attempts, error, request_id,
-                  before, after, input, started_at, updated_at, error_kind, record_name)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT(row) DO UPDATE SET
-    record_id = excluded.record_id, status = excluded.status,
-    http_status = excluded.http_status, attempts = excluded.attempts,
-    error = excluded.error, request_id = excluded.request_id,
-    before = excluded.before, after = excluded.after, input = excluded.input,
-    updated_at = excluded.updated_at, error_kind = excluded.error_kind,
-    record_name = COALESCE(excluded.record_name, rows.record_name)
-"""
-
-
-@dataclass(slots=True)
-class Entry:
-    """What happened to one input row."""
-
-    row: int
-    status: str
-    record_id: str | None = None
-    http_status: int | None = None
-    attempts: int = 0
-    error: str | None = None
-    request_id: str | None = None
-    before: dict[str, Any] | None = None
-    after: dict[str, Any] | None = None
-    input: dict[str, Any] | None = None
-    started_at: str | None = None
-    updated_at: str | None = None
-    #: For failed rows: "transient" (attempts ran out on 429/5xx/transport: retried at
-    #: the end of the job and on a plain re-run) or "definitive".
-    error_kind: str | None = None
-    #: The error in words common to every row it hits (no record id), for grouping;
-    #: not stored.
-    reason: str | None = None
-    #: What a person calls the record (a run's name, a template's or task's title), from
-    #: the row's read: shown beside the id. None in ledgers written before it was kept.
-    record_name: str | None = None
-    #: `ok` because a read after the write showed the change (not the write's answer);
-    #: counted in the summary, not stored.
-    read_back: bool = False
-
-
-#: In-doubt marks whose dumped before/after are kept for the row's final entry: far more
-#: than the rows a job has under way at once.
-MARKS_KEPT = 4096
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _dump(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _load(text: str | None) -> dict[str, Any] | None:
-    return None if text is None else json.loads(text)
-
-
-def _entry(row: tuple[Any, ...]) -> Entry:
-    return Entry(
-        row=row[0],
-        record_id=row[1],
-        status=row[2],
-        http_status=row[3],
-        attempts=row[4],
-        error=row[5],
-        request_id=row[6],
-        before=_load(row[7]),
-        after=_load(row[8]),
-        input=_load(row[9]),
-        started_at=row[10],
-        updated_at=row[11],
-        error_kind=row[12],
-        record_name=row[13],
-    )
-
-
-COLUMNS = (
-    "row, record_id, status, http_status, attempts, error, request_id, before, after, input, "
-    "started_at, updated_at, error_kind, record_name"
-)
-#: Columns added since the first ledgers: a reader of an older one sees them as NULL.
-ADDED_COLUMNS = ("error_kind", "record_name")
-
-
-def _set_up(db: sqlite3.Connection) -> None:
-    """Tables and stamp of a new ledger (or of one written before the stamp)."""
-    db.executescript(SCHEMA + EVENTS_SCHEMA + SESSIONS_SCHEMA)
-    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-
 
 class Ledger:
     """The ledger file. Synchronous and used from the event loop's thread only.
@@ -202,16 +104,16 @@ class Ledger:
                     # Written before the column existed, and not to be changed by a reader.
                     self._columns = self._columns.replace(name, f"NULL AS {name}")
             return
-        self._db, self._lock = open_for_run(self.path, _set_up)
+        self._db, self._lock = open_for_run(self.path, set_up)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a commit survives the process being killed (it is in the
             # OS's hands); only a power cut could lose the very last commits.
             self._db.execute("PRAGMA synchronous=NORMAL")
             if self._db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
-                _set_up(self._db)  # a ledger from before the stamp (checked to be ours)
+                set_up(self._db)  # a ledger from before the stamp (checked to be ours)
             self._db.executescript(EVENTS_SCHEMA + SESSIONS_SCHEMA)
-            _migrate(self._db)
+            migrate(self._db)
         except sqlite3.Error as exc:
             self._db.close()
             self._lock.release()
@@ -283,7 +185,7 @@ class Ledger:
         if marked is not None and marked[0] is before and marked[1] is after:
             before_text, after_text = marked[2], marked[3]
         else:
-            before_text, after_text = _dump(before), _dump(after)
+            before_text, after_text = dump(before), dump(after)
         if entry.status == IN_DOUBT:
             self._marked[entry.row] = (before, after, before_text, after_text)
             if len(self._marked) > MARKS_KEPT:  # rows that stopped before their end
@@ -299,7 +201,7 @@ class Ledger:
                 entry.request_id,
                 before_text,
                 after_text,
-                _dump(entry.input),
+                dump(entry.input),
                 entry.started_at or stamp,
                 stamp,
                 entry.error_kind,
@@ -382,14 +284,14 @@ class Ledger:
     def get(self, row: int) -> Entry | None:
         query = f"SELECT {self._columns} FROM rows WHERE row = ?"
         found = self._db.execute(query, (row,)).fetchone()
-        return None if found is None else _entry(found)
+        return None if found is None else entry_of(found)
 
     def window(self, first: int, last: int) -> dict[int, Entry]:
         """Entries of rows first..last, for a resume that walks the input in order."""
         cursor = self._db.execute(
             f"SELECT {self._columns} FROM rows WHERE row BETWEEN ? AND ?", (first, last)
         )
-        return {found[0]: _entry(found) for found in cursor}
+        return {found[0]: entry_of(found) for found in cursor}
 
     def statuses(self, first: int, last: int) -> dict[int, str]:
         """Only the statuses of rows first..last (cheap: what a resume mostly needs)."""
@@ -423,7 +325,7 @@ class Ledger:
             query += f" WHERE status IN ({', '.join('?' * len(args))})"
         order = " ORDER BY row DESC" if newest_first else " ORDER BY row"
         for found in self._db.execute(query + order, args):
-            yield _entry(found)
+            yield entry_of(found)
 
     def counts(self) -> dict[str, int]:
         found = dict(self._db.execute("SELECT status, COUNT(*) FROM rows GROUP BY status"))
@@ -465,14 +367,6 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring a ledger written by an older version up to this schema (columns added)."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(rows)")}
-    for name in ADDED_COLUMNS:
-        if name not in columns:
-            db.execute(f"ALTER TABLE rows ADD COLUMN {name} TEXT")
 
 
 def open_existing(path: str | Path) -> Ledger:

@@ -163,7 +163,7 @@ def test_a_new_ledger_is_stamped_and_nothing_temporary_is_left(tmp_path):
 def test_a_ledger_written_before_the_stamp_is_still_ours_and_gets_stamped(tmp_path):
     path = tmp_path / "old.db"
     # What the previous version wrote: our tables and a fingerprint, no application id.
-    from bulk.engine.ledger import SCHEMA
+    from bulk.engine.ledger_rows import SCHEMA
 
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("PRAGMA journal_mode=WAL")
