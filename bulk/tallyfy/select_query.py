@@ -15,21 +15,23 @@ merge with whatever the record holds then, so they need no expectation.
 from __future__ import annotations
 
 import difflib
-import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bulk.engine.errors import BadValue, ConfigError
-from bulk.tallyfy import form_values
-from bulk.tallyfy.compare import prerun_values, same_value
+from bulk.tallyfy.compare import same_value
 from bulk.tallyfy.expect import expect_converters
-from bulk.tallyfy.shapes import fields_by_id
+from bulk.tallyfy.select_cells import (
+    KEYED_PREFIXES,
+    cell_text,
+    current_value,
+    fill,
+    placeholders,
+)
 from bulk.tallyfy.targets import (
     EXPECT_PREFIX,
     HEX32,
-    KEYED_FIELDS,
     PRERUN,
     REF,
     REF_PREFIX,
@@ -43,9 +45,6 @@ from bulk.tallyfy.values import (
     delta_converters,
     prerun_value_text,
 )
-
-KEYED_PREFIXES = tuple(f"{name}." for name in KEYED_FIELDS)
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 
 
 class SelectError(ConfigError):
@@ -345,13 +344,13 @@ def _sets(target: Target, texts: Sequence[str]) -> list[SetColumn]:
             hint = f' (did you mean "{close[0]}"?)' if close else ""
             raise SelectError(f'--set: "{name}" is not a field {target.name} can change{hint}')
         try:
-            placeholders = _placeholders(value)
+            named = placeholders(value)
         except ValueError as exc:
             raise SelectError(f"--set {name}: {exc}") from None
-        for placeholder in placeholders:
+        for placeholder in named:
             _check_readable(target, f"--set {name}: placeholder", placeholder)
-        column = SetColumn(name, value, convert, expect, placeholders)
-        if not placeholders:  # a fixed value is checked now, before any request
+        column = SetColumn(name, value, convert, expect, named)
+        if not named:  # a fixed value is checked now, before any request
             try:
                 column.value({})
             except BadValue as exc:
@@ -400,54 +399,6 @@ def _columns(target: Target, text: str) -> list[str]:
                 f'--columns: "{name}" is not a field {target.name} can change{hint}')
     return list(dict.fromkeys(name.lower() if target.is_keyed_column(name) else name
                               for name in names))
-
-
-def _placeholders(template: str) -> tuple[str, ...]:
-    found = []
-    for match in _PLACEHOLDER.finditer(template):
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            continue
-        if match.group(1) is None:
-            raise ValueError(f"a lone {token!r}; write {token * 2} for the character itself")
-        found.append(match.group(1).strip())
-    return tuple(found)
-
-
-def fill(template: str, record: dict[str, Any]) -> str:
-    """The template with each {field} replaced by the record's value ({{ and }} escape)."""
-
-    def one(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            return token[0]
-        value = current_value(record, match.group(1).strip())
-        if isinstance(value, list):
-            return ";".join(cell_text(item) for item in value)
-        return cell_text(value)
-
-    return _PLACEHOLDER.sub(one, template)
-
-
-def current_value(record: dict[str, Any], name: str) -> Any:
-    """A field's current value as an input holds it (a form field's choice as its option
-    text: what `bulk apply` turns back into the option object or array)."""
-    if name.startswith(KEYED_PREFIXES):
-        keyed, _, key = name.partition(".")
-        value = (prerun_values(record.get(keyed)) or {}).get(key)
-        return form_values.cell((fields_by_id(record) or {}).get(key), value)
-    return record.get(name)
-
-
-def cell_text(value: Any) -> str:
-    """A value as a CSV cell `bulk apply` types back to the same value."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
 
 
 def _has_user(users: Any, user_id: int) -> bool:

@@ -37,7 +37,8 @@ from bulk.engine.retry import RetryPolicy
 from bulk.tallyfy.api import Pacing, open_api
 from bulk.tallyfy.client import TallyfyClient
 from bulk.tallyfy.connection import Connection
-from bulk.tallyfy.select_query import SelectError, Selection, cell_text, current_value
+from bulk.tallyfy.select_cells import cell_text, current_value
+from bulk.tallyfy.select_query import SelectError, Selection
 
 #: The list API's largest page (the server caps per_page at 100).
 PER_PAGE = 100

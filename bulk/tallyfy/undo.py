@@ -29,7 +29,7 @@ from bulk.engine.ledger import CONFLICT, FAILED, IN_DOUBT, OK, Entry, Ledger, op
 from bulk.engine.reader import format_of
 from bulk.tallyfy.apply_job import DRY_RUN
 from bulk.tallyfy.compare import prerun_values
-from bulk.tallyfy.select_query import cell_text
+from bulk.tallyfy.select_cells import cell_text
 from bulk.tallyfy.targets import (
     CLEAR,
     EXPECT_PREFIX,
