@@ -32,8 +32,8 @@ or just above the rate, never below it while the bucket holds stock (which would
 quota); the stock absorbs the excess, and should it run out, the next 429 measures a
 whole cycle. Everyone pauses for the Retry-After; the bucket refills meanwhile, and that
 refill is spent over `SPEND` seconds after the pause, less what stays: one request
-(`KEEP`, what a send at the rate needs) and a reserve for the excess (`GUARD` seconds of
-the spread, or 1 - `CREDIT` of the refill, whichever is more). Probing upward waits
+(`KEEP`, what a send at the rate needs) and a reserve for the excess (`CREDIT`,
+`GUARD`). Probing upward waits
 `QUIET` seconds after a 429 (the pace is at or above the rate already: a probe would
 only bring the next 429 sooner, and a pause near a job's end is never won back); then by
 `PROBE_FIRST` per quiet second until the next 429 (in case the server's burst is smaller
@@ -95,13 +95,16 @@ class Pacer:
     #: During a pause the server's bucket refills (the rate times the pause, at most a
     #: burst): it is spent over SPEND seconds after the pause, above the settled pace,
     #: so a pause costs no quota, less what stays in the bucket: KEEP requests (a send at
-    #: the rate needs one there) and a reserve for the estimate's excess over the rate
-    #: (GUARD seconds of its spread, or 1 - CREDIT of the refill, whichever is more).
-    #: Probing waits until it is spent.
-    CREDIT = 0.9
+    #: the rate needs one there) and a reserve for the estimate's excess over the rate.
+    #: The reserve is 1 - CREDIT of the refill, but lasts at least GUARD[0] and at most
+    #: GUARD[1] seconds of the excess at its most (the spread): a reserve that runs out
+    #: in a job's last seconds brings a 429 whose pause is never won back, one left
+    #: unspent at its end is quota lost. (At a quota of 5 the floor is a third of the
+    #: refill; at 200, the ceiling 4%.) Probing waits until it is spent.
+    CREDIT = 0.85
     SPEND = 1.0
     KEEP = 1.0
-    GUARD = 2.0
+    GUARD = (2.0, 10.0)
     #: Accepted requests are remembered this long for the estimate.
     WINDOW = 60.0
     #: From the headers: the server's remaining count is brought to RESERVE of its limit
@@ -320,8 +323,9 @@ class Pacer:
         # The bucket refilled during the pause: spend it after, over SPEND s, less one
         # request and a reserve for the estimate's excess over the rate (the spread).
         refill = estimate * min(self._pause, self.BURST_SECONDS)
-        credit = max(0.0, refill - self.KEEP - max(self.GUARD * spread,
-                                                   (1 - self.CREDIT) * refill))
+        reserve = min(max((1 - self.CREDIT) * refill, self.GUARD[0] * spread),
+                      self.GUARD[1] * spread)
+        credit = max(0.0, refill - self.KEEP - reserve)
         self._spend_until = self._cooldown_until + self.SPEND
         self._set_rate(min(self.max_rate, settled + credit / self.SPEND), now)
 

@@ -33,8 +33,9 @@ def with_credit(settled: float, estimate: float, spread: float, pause: float = 1
     """The pace during the SPEND seconds after a pause: the refill of the pause spent,
     less one request and a reserve for the estimate's excess."""
     refill = estimate * min(pause, Pacer.BURST_SECONDS)
-    credit = refill - 1 - max(Pacer.GUARD * spread, (1 - Pacer.CREDIT) * refill)
-    return settled + max(0.0, credit) / Pacer.SPEND
+    low, high = Pacer.GUARD
+    reserve = min(max((1 - Pacer.CREDIT) * refill, low * spread), high * spread)
+    return settled + max(0.0, refill - Pacer.KEEP - reserve) / Pacer.SPEND
 
 
 class ManualClock:
@@ -336,3 +337,31 @@ async def test_the_first_estimate_is_never_below_the_rate(quota) -> None:
         estimate, spread = first_cycle(sent, clock.t)
         assert quota <= pacer.settled_rate <= quota + spread + 1e-9, (gap, sent)
         assert pacer.settled_rate == pytest.approx(Pacer.SETTLE * estimate)
+
+
+@pytest.mark.parametrize(("quota", "bound"), [(5, "floor"), (40, "share"), (200, "ceiling")])
+async def test_the_pause_refill_is_spent_but_a_reserve_for_the_excess_stays(quota,
+                                                                            bound) -> None:
+    # After the first 429 the pace may exceed the rate by up to the spread (one request
+    # over the time measured); the bucket's stock absorbs that. So the refill of the
+    # pause is spent less one request and a reserve: 15% of it, but at least 2 s and at
+    # most 10 s of the spread. At 5/s 15% (0.75) would run out within the job (a second
+    # 429, over the 2% of its 61 requests); at 200/s 15% (30) would mostly stay unspent
+    # when a short job ends.
+    clock = ManualClock()
+    bucket = Quota(quota, None, clock.now)
+    pacer = Pacer(1000, burst=5, clock=clock, start=1000)
+    await pacer.acquire()
+    sent = []
+    while not bucket.take("token"):
+        sent.append(clock.t)
+        pacer.accepted(clock.t)
+        clock.t += 0.2 / quota
+    pacer.refused(1.0, sent_at=clock.t)
+    estimate, spread = first_cycle(sent, clock.t)
+    settled = pacer.settled_rate
+    credit = (pacer.rate - settled) * Pacer.SPEND
+    reserve = estimate - Pacer.KEEP - credit  # the pause is 1 s: the refill is the estimate
+    expected = {"floor": 2 * spread, "share": 0.15 * estimate, "ceiling": 10 * spread}
+    assert reserve == pytest.approx(expected[bound])
+    assert credit > 0
