@@ -21,14 +21,23 @@ exceeded, or `AUTO_CEILING` with `auto`), so a fast server costs a few round tri
 429 that is news (sent after the last pause began), it settles at `SETTLE` of the rate
 the server accepted, counted by send time up to the refused request (late answers of
 requests sent before it still count while the pause lasts). Since the previous 429: a
-token bucket is empty at each 429, so in between it let through exactly its refill rate,
-whatever its burst. Before the first one: what it let through from any moment on is at
-most its burst (taken as `BURST_SECONDS` of its rate) plus its rate since, so the
+token bucket is (nearly) empty at each 429, so in between it let through its refill
+rate, whatever its burst. Before the first one: what it let through from any moment on
+is at most its burst (taken as `BURST_SECONDS` of its rate) plus its rate since, so the
 highest rate those moments give is the estimate (the climb may have sent below the rate
-a while, with the bucket full). Everyone pauses for the Retry-After; the bucket refills
-meanwhile, and `CREDIT` of that refill is spent over `SPEND` seconds after the pause, so
-a pause costs no quota. Then it probes upward per quiet second: by `PROBE_FIRST` until the
-next 429 (the first estimate assumed the burst), then by a small step.
+a while, with the bucket full). At the 429 the bucket held less than a request: counted
+as a whole one (`HELD`), the estimate is the highest rate the answers allow, above the
+rate by at most one request over the time measured (its `spread`). So the pace stands at
+or just above the rate, never below it while the bucket holds stock (which would waste
+quota); the stock absorbs the excess, and should it run out, the next 429 measures a
+whole cycle. Everyone pauses for the Retry-After; the bucket refills meanwhile, and that
+refill is spent over `SPEND` seconds after the pause, less what stays: one request
+(`KEEP`, what a send at the rate needs) and a reserve for the excess (`CREDIT`,
+`GUARD`). Probing upward waits
+`QUIET` seconds after a 429 (the pace is at or above the rate already: a probe would
+only bring the next 429 sooner, and a pause near a job's end is never won back); then by
+`PROBE_FIRST` per quiet second until the next 429 (in case the server's burst is smaller
+than assumed and the estimate low), then by a small step.
 """
 
 from __future__ import annotations
@@ -59,10 +68,14 @@ class Pacer:
     #: settled pace (additive: a gentle probe, not a doubling).
     PROBE_EVERY = 1.0
     PROBE_STEP = 0.01
-    #: After the first 429 only (its estimate spans the server's burst as well as its
-    #: rate, so it may be low): PROBE_FIRST of the pace per quiet second, until the next
-    #: 429 measures a whole cycle.
+    #: After the first 429 only (its estimate assumed the server's burst: were the burst
+    #: smaller, it would be low): PROBE_FIRST of the pace per quiet second, until the
+    #: next 429 measures a whole cycle.
     PROBE_FIRST = 0.05
+    #: Probing waits this long after a 429: the estimate is at or above the rate already
+    #: (see HELD), so within a job of seconds a probe only brings a 429 whose pause costs
+    #: the job its last second; over a long job it still finds a quota that grew.
+    QUIET = 30.0
     #: Before the first 429: the pace is multiplied by CLIMB per round trip (10/s to
     #: 1000/s in four).
     CLIMB = 4.0
@@ -74,11 +87,24 @@ class Pacer:
     #: holds one second's worth): what it let through by then is BURST_SECONDS + the
     #: time it took, of its rate.
     BURST_SECONDS = 1.0
+    #: At a 429 the server's bucket held less than one request: counted as a whole one,
+    #: the estimate is the highest rate the answers allow, never below the rate (half a
+    #: one, as before, put the pace at Q=5 in the benchmark 8% below the quota, and all
+    #: that while the bucket stood full, wasting what it gathered).
+    HELD = 1.0
     #: During a pause the server's bucket refills (the rate times the pause, at most a
-    #: burst): CREDIT of that is spent over SPEND seconds after the pause, above the
-    #: settled pace, so a pause costs no quota; probing waits until it is spent.
-    CREDIT = 0.9
-    SPEND = 2.0
+    #: burst): it is spent over SPEND seconds after the pause, above the settled pace,
+    #: so a pause costs no quota, less what stays in the bucket: KEEP requests (a send at
+    #: the rate needs one there) and a reserve for the estimate's excess over the rate.
+    #: The reserve is 1 - CREDIT of the refill, but lasts at least GUARD[0] and at most
+    #: GUARD[1] seconds of the excess at its most (the spread): a reserve that runs out
+    #: in a job's last seconds brings a 429 whose pause is never won back, one left
+    #: unspent at its end is quota lost. (At a quota of 5 the floor is a third of the
+    #: refill; at 200, the ceiling 4%.) Probing waits until it is spent.
+    CREDIT = 0.85
+    SPEND = 1.0
+    KEEP = 1.0
+    GUARD = (2.0, 10.0)
     #: Accepted requests are remembered this long for the estimate.
     WINDOW = 60.0
     #: From the headers: the server's remaining count is brought to RESERVE of its limit
@@ -125,7 +151,7 @@ class Pacer:
         self._spend_until: float | None = None
         self._accepted_total = 0
         self._changed_at: float | None = None  # when the pace last changed
-        self._started: float | None = None  # the first slot
+        self._started: float | None = None  # the first request (the preflight, or the first slot)
         self._saturated = False  # a caller waited for its slot since the last change
         self._found = False  # a 429 has been seen: probe from now on
         self._cycles = 0  # 429 events that settled the pace
@@ -155,6 +181,12 @@ class Pacer:
         return self._settled if self._spend_until is not None else self.rate
 
     @property
+    def accepted_count(self) -> int:
+        """Answers that were not a 429 (the preflight's among them): what the quota let
+        through, as `rate_limited` counts what it refused."""
+        return self._accepted_total
+
+    @property
     def told(self) -> bool:
         """The server states its quota in its answers' headers."""
         return self.limit is not None
@@ -172,8 +204,10 @@ class Pacer:
         now = self._clock.now()
         if paused:
             self.waits += 1
-        if self._started is None:
-            self._started = self._changed_at = now
+        if self._changed_at is None:
+            self._changed_at = now
+            if self._started is None:
+                self._started = now
         elif self._found and not self.told:
             if self._spend_until is not None and now >= self._spend_until:
                 self._spend_until = None  # the pause's credit is spent
@@ -188,6 +222,8 @@ class Pacer:
         if self.told:
             return
         sent = now if sent_at is None else sent_at
+        if self._started is None:  # a request sent without a slot (the job's preflight)
+            self._started = sent
         self._accepted.append(sent)
         while self._accepted[0] < now - self.WINDOW:
             self._accepted.popleft()
@@ -266,23 +302,30 @@ class Pacer:
         # A later cycle begins after the 429 that ended the last one.
         sent = sorted(at for at in self._accepted
                       if (start <= at if extra else start < at) and at <= edge)
+        spread = 0.0
         if not sent:
             estimate = self.rate / 2
         elif not extra:
-            estimate = len(sent) / max(0.05, edge - start)
+            span = max(0.05, edge - start)
+            estimate, spread = (len(sent) + self.HELD) / span, 1.0 / span
         else:
             # Before the first 429 the bucket may have stayed full a while (the climb
             # sent below its rate, the refill overflowed): from any moment on, what it
             # let through is at most a burst plus its rate since, so each moment gives a
-            # rate at least that high; the highest is the estimate. (At the 429 the
-            # bucket held part of a request, half a one on average: counted too.)
-            estimate = max((len(sent) - n + 0.5) / (edge - at + extra)
-                           for n, at in enumerate(sent))
+            # rate at least that high; the highest is the estimate (with HELD: at the 429
+            # the bucket held part of a request).
+            estimate, span = max(((len(sent) - n + self.HELD) / (edge - at + extra),
+                                  edge - at + extra) for n, at in enumerate(sent))
+            spread = 1.0 / span
         settled = max(self.min_rate, min(self.SETTLE * estimate, self.max_rate))
         self._settled = settled
         self._step = (self.PROBE_FIRST if self._cycles == 1 else self.PROBE_STEP) * settled
-        # The bucket refilled during the pause: spend part of it after, over SPEND s.
-        credit = self.CREDIT * estimate * min(self._pause, self.BURST_SECONDS)
+        # The bucket refilled during the pause: spend it after, over SPEND s, less one
+        # request and a reserve for the estimate's excess over the rate (the spread).
+        refill = estimate * min(self._pause, self.BURST_SECONDS)
+        reserve = min(max((1 - self.CREDIT) * refill, self.GUARD[0] * spread),
+                      self.GUARD[1] * spread)
+        credit = max(0.0, refill - self.KEEP - reserve)
         self._spend_until = self._cooldown_until + self.SPEND
         self._set_rate(min(self.max_rate, settled + credit / self.SPEND), now)
 
@@ -316,6 +359,8 @@ class Pacer:
             self._changed_at = now
             self._saturated = False
             return
+        if self._pause_began is not None and now - self._pause_began < self.QUIET:
+            return  # the estimate is at or above the rate: see QUIET
         step = self.PROBE_FIRST * self.rate if self._cycles == 1 else self._step
         self._set_rate(min(self.max_rate, self.rate + step), now)
 

@@ -40,9 +40,10 @@ async def preflight(
     *,
     seconds: float = PREFLIGHT_TIMEOUT,
     tries: int = PREFLIGHT_TRIES,
-) -> None:
+) -> int:
     """Raise ConfigError (exit 2) naming what is wrong, AuthError on a 401 (exit 3),
-    ApiUnavailable when it answers only 5xx; return when a one-item list comes back."""
+    ApiUnavailable when it answers only 5xx; return the status when a one-item list (or
+    a 429) comes back."""
     host = urlsplit(connection.base_url).hostname or connection.base_url
     url = connection.url(target.preflight_path) + "?per_page=1"
     for attempt in range(1, tries + 1):
@@ -65,7 +66,7 @@ async def preflight(
                               f"{_to(body)}), and redirects are never followed; "
                               "check TALLYFY_BASE_URL (or --base-url)")
         if status < 400 or status == 429:  # 429: reachable, and the pacer will cope
-            return
+            return status
         if status == 401:
             raise AuthError(401, body, method="GET", path=target.preflight_path)
         if status == 403:

@@ -11,19 +11,31 @@ import itertools
 import pytest
 
 from bulk.engine.pacing import Pacer
+from bulk.sandbox._faults import Quota
 from tests.engine.quota_sim import run_against_quota
 
 
 def first_estimate(sent: list[float], edge: float) -> float:
     """The rate a first 429 at `edge` reads from requests accepted at `sent` (a burst of
-    Pacer.BURST_SECONDS of the rate, plus half a request left in the bucket)."""
-    return max((len(sent) - n + 0.5) / (edge - at + Pacer.BURST_SECONDS)
-               for n, at in enumerate(sent))
+    Pacer.BURST_SECONDS of the rate, plus the part of a request left in the bucket,
+    counted whole)."""
+    return first_cycle(sent, edge)[0]
 
 
-def with_credit(settled: float, estimate: float, pause: float = 1.0) -> float:
-    """The pace during the SPEND seconds after a pause: the refill of the pause spent."""
-    return settled + Pacer.CREDIT * estimate * min(pause, Pacer.BURST_SECONDS) / Pacer.SPEND
+def first_cycle(sent: list[float], edge: float) -> tuple[float, float]:
+    """(estimate, spread): the spread is one request over the time the estimate spans."""
+    estimate, span = max(((len(sent) - n + 1) / (edge - at + Pacer.BURST_SECONDS),
+                          edge - at + Pacer.BURST_SECONDS) for n, at in enumerate(sent))
+    return estimate, 1 / span
+
+
+def with_credit(settled: float, estimate: float, spread: float, pause: float = 1.0) -> float:
+    """The pace during the SPEND seconds after a pause: the refill of the pause spent,
+    less one request and a reserve for the estimate's excess."""
+    refill = estimate * min(pause, Pacer.BURST_SECONDS)
+    low, high = Pacer.GUARD
+    reserve = min(max((1 - Pacer.CREDIT) * refill, low * spread), high * spread)
+    return settled + max(0.0, refill - Pacer.KEEP - reserve) / Pacer.SPEND
 
 
 class ManualClock:
@@ -80,15 +92,16 @@ async def test_a_429_settles_at_a_share_of_what_the_server_accepted() -> None:
 
     pacer.refused(1.0, sent_at=clock.t)
 
-    # 40 in a second are a burst (a second's worth) and a second of the rate: ~20/s.
-    estimate = first_estimate(sent, clock.t)
-    assert estimate == pytest.approx(40.5 / 1.975)
+    # 40 in a second are a burst (a second's worth) and a second of the rate: ~20/s
+    # (with the part of a request the bucket held at the 429, counted whole).
+    estimate, spread = first_cycle(sent, clock.t)
+    assert estimate == pytest.approx(41 / 1.975)
     assert pacer.settled_rate == pytest.approx(Pacer.SETTLE * estimate)
     assert pacer.cooling_for() == 1.0
     assert (pacer.rate_limited, pacer.pauses) == (1, 1)
     # The bucket refilled during the pause: spent over SPEND seconds after it, then the
     # settled pace.
-    assert pacer.rate == pytest.approx(with_credit(pacer.settled_rate, estimate))
+    assert pacer.rate == pytest.approx(with_credit(pacer.settled_rate, estimate, spread))
     clock.t += 1.0 + Pacer.SPEND
     await pacer.acquire()
     assert pacer.rate == pytest.approx(Pacer.SETTLE * estimate)
@@ -121,7 +134,7 @@ async def test_429s_of_one_storm_settle_the_pace_once() -> None:
     assert pacer.pauses == 2
     assert pacer.cooling_for() == Pacer.DEFAULT_PAUSE
     # Counted by send time from the 429 that ended the last cycle.
-    assert pacer.settled_rate == pytest.approx(Pacer.SETTLE * 10 / (clock.t - first_edge),
+    assert pacer.settled_rate == pytest.approx(Pacer.SETTLE * 11 / (clock.t - first_edge),
                                                rel=0.001)
 
 
@@ -147,30 +160,38 @@ async def test_quiet_time_probes_upward_gently_and_never_above_the_ceiling() -> 
         pacer.accepted()
     pacer.refused(1.0, sent_at=clock.t)
     first_at = clock.t
-    estimate = first_estimate(sent, clock.t)
+    estimate, spread = first_cycle(sent, clock.t)
     first = pacer.settled_rate
     assert first == pytest.approx(Pacer.SETTLE * estimate)
-    assert pacer.rate == pytest.approx(with_credit(first, estimate))
-    # Once the pause's credit is spent, PROBE_FIRST of the pace per quiet second until the
-    # next 429: the first estimate assumed the server's burst, and may be low.
+    assert pacer.rate == pytest.approx(with_credit(first, estimate, spread))
+    # Once the pause's credit is spent the pace holds, QUIET seconds from the 429: the
+    # estimate is at or above the rate already, a probe would only hasten the next 429.
     clock.t += 1.0 + Pacer.SPEND
+    accepted = 0
+    while clock.t < first_at + Pacer.QUIET - 0.5:
+        pacer.accepted(await pacer.acquire())  # saturated: every slot is waited for
+        accepted += 1
+        assert pacer.rate == pytest.approx(first)
+    # Then PROBE_FIRST of the pace per quiet second until the next 429: the first
+    # estimate assumed the server's burst, and were it smaller, the estimate is low.
     rates = []
-    for _ in range(40):
-        await pacer.acquire()
+    for _ in range(120):
+        pacer.accepted(await pacer.acquire())
+        accepted += 1
         rates.append(pacer.rate)
     assert rates[0] == pytest.approx(first)
     grown = sorted({round(b / a, 6) for a, b in itertools.pairwise(rates)} - {1.0})
     assert grown == [pytest.approx(1 + Pacer.PROBE_FIRST)]
     # The second 429 measures a whole cycle: what was accepted since the first.
-    accepted = 0
     for _ in range(36):
         clock.t += 1.0 / 36
         accepted += 1
         pacer.accepted()
     pacer.refused(1.0, sent_at=clock.t)
+    second_at = clock.t
     settled = pacer.settled_rate
-    assert settled == pytest.approx(Pacer.SETTLE * accepted / (clock.t - first_at))
-    clock.t += 1.0 + Pacer.SPEND
+    assert settled == pytest.approx(Pacer.SETTLE * (accepted + 1) / (clock.t - first_at))
+    clock.t = second_at + Pacer.QUIET
     rates = []
     for _ in range(400):
         await pacer.acquire()  # saturated: every slot is waited for
@@ -292,3 +313,55 @@ async def test_a_burst_taken_at_the_starting_pace_does_not_stall_the_climb() -> 
         pacer.accepted(sent)
     assert clock.now() - began < 3.0
     assert pacer.rate >= 320.0
+
+
+@pytest.mark.parametrize("quota", [5, 20, 60])
+async def test_the_first_estimate_is_never_below_the_rate(quota) -> None:
+    # The sandbox's own bucket (a second's worth, full at the start), drained at many
+    # paces until its first 429, so the part of a request it holds then takes every
+    # value: counted whole, the estimate is at or above the rate, by at most one request
+    # over the time it spans (the spread). Below, the pace would leave the bucket full
+    # after the pause, wasting what it gathers, until a probe found it.
+    for step in range(60):
+        gap = (0.02 + 0.9 * step / 60 + 0.001 * (step % 7)) / quota  # between sends
+        clock = ManualClock()
+        bucket = Quota(quota, None, clock.now)
+        pacer = Pacer(1000, burst=5, clock=clock, start=1000)
+        await pacer.acquire()
+        sent = []
+        while not bucket.take("token"):
+            sent.append(clock.t)
+            pacer.accepted(clock.t)
+            clock.t += gap
+        pacer.refused(1.0, sent_at=clock.t)
+        estimate, spread = first_cycle(sent, clock.t)
+        assert quota <= pacer.settled_rate <= quota + spread + 1e-9, (gap, sent)
+        assert pacer.settled_rate == pytest.approx(Pacer.SETTLE * estimate)
+
+
+@pytest.mark.parametrize(("quota", "bound"), [(5, "floor"), (40, "share"), (200, "ceiling")])
+async def test_the_pause_refill_is_spent_but_a_reserve_for_the_excess_stays(quota,
+                                                                            bound) -> None:
+    # After the first 429 the pace may exceed the rate by up to the spread (one request
+    # over the time measured); the bucket's stock absorbs that. So the refill of the
+    # pause is spent less one request and a reserve: 15% of it, but at least 2 s and at
+    # most 10 s of the spread. At 5/s 15% (0.75) would run out within the job (a second
+    # 429, over the 2% of its 61 requests); at 200/s 15% (30) would mostly stay unspent
+    # when a short job ends.
+    clock = ManualClock()
+    bucket = Quota(quota, None, clock.now)
+    pacer = Pacer(1000, burst=5, clock=clock, start=1000)
+    await pacer.acquire()
+    sent = []
+    while not bucket.take("token"):
+        sent.append(clock.t)
+        pacer.accepted(clock.t)
+        clock.t += 0.2 / quota
+    pacer.refused(1.0, sent_at=clock.t)
+    estimate, spread = first_cycle(sent, clock.t)
+    settled = pacer.settled_rate
+    credit = (pacer.rate - settled) * Pacer.SPEND
+    reserve = estimate - Pacer.KEEP - credit  # the pause is 1 s: the refill is the estimate
+    expected = {"floor": 2 * spread, "share": 0.15 * estimate, "ceiling": 10 * spread}
+    assert reserve == pytest.approx(expected[bound])
+    assert credit > 0
