@@ -45,6 +45,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
+from bulk.engine.accepted_sends import AcceptedSends
 from bulk.engine.clock import Clock, LoopClock
 from bulk.engine.slots import Slots
 
@@ -142,7 +143,7 @@ class Pacer:
         self.on_pause = on_pause
         self._cooldown_until = 0.0
         self._pause_began: float | None = None  # when the last 429 event paused everyone
-        self._accepted: deque[float] = deque()  # send times of requests not refused
+        self._accepted = AcceptedSends(self.WINDOW)  # send times of requests not refused
         # The cycle the pace was settled on: (from, to, extra seconds) in send times, `to`
         # the 429 that ended it; answers arriving late for it (sent before that 429)
         # count still, while the pause lasts.
@@ -224,9 +225,7 @@ class Pacer:
         sent = now if sent_at is None else sent_at
         if self._started is None:  # a request sent without a slot (the job's preflight)
             self._started = sent
-        self._accepted.append(sent)
-        while self._accepted[0] < now - self.WINDOW:
-            self._accepted.popleft()
+        self._accepted.add(sent, now)
         cycle = self._cycle
         if cycle is not None and cycle[0] <= sent <= cycle[1] and now < self._cooldown_until:
             self._apply(now)  # a late answer of the cycle just measured
@@ -300,22 +299,27 @@ class Pacer:
         assert self._cycle is not None
         start, edge, extra = self._cycle
         # A later cycle begins after the 429 that ended the last one.
-        sent = sorted(at for at in self._accepted
-                      if (start <= at if extra else start < at) and at <= edge)
+        sent = self._accepted.between(start, edge, from_start=bool(extra))
+        total = sum(count for _, count in sent)
         spread = 0.0
         if not sent:
             estimate = self.rate / 2
         elif not extra:
             span = max(0.05, edge - start)
-            estimate, spread = (len(sent) + self.HELD) / span, 1.0 / span
+            estimate, spread = (total + self.HELD) / span, 1.0 / span
         else:
             # Before the first 429 the bucket may have stayed full a while (the climb
             # sent below its rate, the refill overflowed): from any moment on, what it
             # let through is at most a burst plus its rate since, so each moment gives a
             # rate at least that high; the highest is the estimate (with HELD: at the 429
-            # the bucket held part of a request).
-            estimate, span = max(((len(sent) - n + self.HELD) / (edge - at + extra),
-                                  edge - at + extra) for n, at in enumerate(sent))
+            # the bucket held part of a request). The moments are the sends (the first
+            # of each bin of AcceptedSends, with all sent from then on).
+            best, after = (0.0, 1.0), total
+            for at, count in sent:
+                span = edge - at + extra
+                best = max(best, ((after + self.HELD) / span, span))
+                after -= count
+            estimate, span = best
             spread = 1.0 / span
         settled = max(self.min_rate, min(self.SETTLE * estimate, self.max_rate))
         self._settled = settled
