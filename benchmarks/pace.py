@@ -130,11 +130,17 @@ def _cpu(sandbox: Sandbox, workdir: Path, ids: list[str], sizes: dict[str, Any],
                  statistics.median(r["process_cpu_s"] for r in bulk) / rows * 1e3,
              "bare_cpu_ms_per_row": statistics.median(r["job_cpu_s"] for r in bare) / rows * 1e3,
              "bulk_rows_per_s": statistics.median(rows / r["job_s"] for r in bulk),
-             "bare_rows_per_s": statistics.median(rows / r["job_s"] for r in bare)}
-    found["ratio"] = found["bulk_rows_per_s"] / found["bare_rows_per_s"]
+             "bare_rows_per_s": statistics.median(rows / r["job_s"] for r in bare),
+             # Steady: rows/s between the 10th and 90th percentile of finish times.
+             "bulk_steady": statistics.median(r["steady_rows_per_s"] for r in bulk),
+             "bare_steady": statistics.median(r["steady_rows_per_s"] for r in bare)}
+    found["whole_ratio"] = found["bulk_rows_per_s"] / found["bare_rows_per_s"]
+    found["ratio"] = found["bulk_steady"] / found["bare_steady"]
     say(f"cpu: {found['job_cpu_ms_per_row']:.3f} ms/row in the job "
         f"({found['process_cpu_ms_per_row']:.3f} whole process); {found['bulk_rows_per_s']:.0f}"
-        f" rows/s against the bare loop's {found['bare_rows_per_s']:.0f} ({found['ratio']:.2f})")
+        f" rows/s against the bare loop's {found['bare_rows_per_s']:.0f} "
+        f"({found['whole_ratio']:.2f}); steady {found['bulk_steady']:.0f} against "
+        f"{found['bare_steady']:.0f} ({found['ratio']:.2f})")
     return found
 
 
@@ -202,9 +208,12 @@ def render(results: dict[str, Any], *, shared: bool = True) -> str:
         f"process) | {cpu['job_cpu_ms_per_row']:.3f} ms; {cpu['process_cpu_ms_per_row']:.3f} "
         f"ms (bare loop: {cpu['bare_cpu_ms_per_row']:.3f} ms) | <= {MAX_CPU_MS_PER_ROW} ms | "
         f"{_verdict(cpu['job_cpu_ms_per_row'] <= MAX_CPU_MS_PER_ROW)} |",
-        f"| Throughput against a bare aiohttp loop (same GET and PUT per row, same run) | "
-        f"{cpu['bulk_rows_per_s']:,.0f} vs {cpu['bare_rows_per_s']:,.0f} rows/s: "
-        f"{cpu['ratio']:.2f} | >= {MIN_BARE_RATIO} | {_verdict(cpu['ratio'] >= MIN_BARE_RATIO)} |",
+        f"| Steady throughput against a bare aiohttp loop (same GET and PUT per row, same "
+        f"run; rows finished between the 10th and 90th percentile of finish times, the "
+        f"whole job after the semicolon) | {cpu['bulk_steady']:,.0f} vs "
+        f"{cpu['bare_steady']:,.0f} rows/s: {cpu['ratio']:.2f}; {cpu['bulk_rows_per_s']:,.0f} "
+        f"vs {cpu['bare_rows_per_s']:,.0f}: {cpu['whole_ratio']:.2f} | >= {MIN_BARE_RATIO} | "
+        f"{_verdict(cpu['ratio'] >= MIN_BARE_RATIO)} |",
         f"| 20 ms: `bulk apply` ({sdk['bulk_rows']:,} rows, c32) over the SDK's safe loop "
         f"({sdk['sdk_rows']} rows) | {sdk['bulk_rows_per_s']:,.0f} vs "
         f"{sdk['sdk_rows_per_s']:.1f} rows/s: {sdk['speedup']:.1f}x | >= {MIN_SDK_SPEEDUP:g}x | "
