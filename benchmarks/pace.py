@@ -13,7 +13,8 @@ in another, in real time (no fake clock):
   about `CELL_SECONDS` at Q; the sandbox tells its quota in X-RateLimit headers (as by
   default), and, below, the same at concurrency 32 and 20 ms without them (discovery);
 - CPU per row and the ratio to a bare aiohttp loop doing the same GET and PUT per row:
-  5,000 rows, concurrency 32, no latency, no quota, alternating in one run;
+  5,000 rows, concurrency 32, no latency, no quota, alternating in one run; and the same
+  ratio at latency 5 and 20 ms x concurrency 8 and 32 (where users run it), no quota;
 - the speed-up over the official SDK's loop at 20 ms: `bulk apply` of 2,000 rows at
   concurrency 32 against the SDK's safe loop (a GET and a PUT per row, one at a time).
 """
@@ -40,9 +41,11 @@ MAX_CLIMB_RATIO, MIN_BARE_RATIO, MIN_SDK_SPEEDUP = 1.5, 0.8, 12.0
 MAX_CPU_MS_PER_ROW = 0.5
 
 FULL = {"climb_rows": 200, "climb_pairs": 3, "cell_seconds": CELL_SECONDS,
-        "cpu_rows": 5_000, "cpu_pairs": 2, "sdk_bulk_rows": 2_000, "sdk_rows": 200}
+        "cpu_rows": 5_000, "cpu_pairs": 2, "sdk_bulk_rows": 2_000, "sdk_rows": 200,
+        "latency_pairs": 2}
 QUICK = {"climb_rows": 200, "climb_pairs": 1, "cell_seconds": 4.0,
-         "cpu_rows": 1_000, "cpu_pairs": 1, "sdk_bulk_rows": 500, "sdk_rows": 40}
+         "cpu_rows": 1_000, "cpu_pairs": 1, "sdk_bulk_rows": 500, "sdk_rows": 40,
+         "latency_pairs": 1}
 
 
 def _client(sandbox: Sandbox, argv: list[str], timeout: float) -> dict[str, Any]:
@@ -79,6 +82,13 @@ def measure(workdir: Path, *, quick: bool = False, say: Any = print) -> dict[str
         ids = sandbox.run_ids()
         results["climb"] = _climb(sandbox, workdir, ids, sizes, say)
         results["cpu"] = _cpu(sandbox, workdir, ids, sizes, say)
+    results["latency"] = []
+    for latency in LATENCIES:
+        with Sandbox(workdir, runs=5_000, latency_ms=latency) as sandbox:
+            ids = sandbox.run_ids()
+            for concurrency in CONCURRENCIES:
+                results["latency"].append(_against_bare(sandbox, workdir, ids, sizes,
+                                                        concurrency, latency, say))
     results["quota"] = []
     most = max(QUOTAS) * sizes["cell_seconds"] / 2 + 10
     for latency in LATENCIES:
@@ -141,6 +151,29 @@ def _cpu(sandbox: Sandbox, workdir: Path, ids: list[str], sizes: dict[str, Any],
         f" rows/s against the bare loop's {found['bare_rows_per_s']:.0f} "
         f"({found['whole_ratio']:.2f}); steady {found['bulk_steady']:.0f} against "
         f"{found['bare_steady']:.0f} ({found['ratio']:.2f})")
+    return found
+
+
+def _against_bare(sandbox: Sandbox, workdir: Path, ids: list[str], sizes: dict[str, Any],
+                  concurrency: int, latency: float, say: Any) -> dict[str, Any]:
+    """`bulk apply` against the bare loop where a user runs it: latency, no quota. Each job
+    sized for ~`cell_seconds` / 2 of the bare loop at its best (concurrency over two round
+    trips), every row a record of its own; the two alternate."""
+    rows = int(min(len(ids), 4_000, sizes["cell_seconds"] / 2 * concurrency
+                   / (2 * (latency + 1) / 1000)))
+    bulk, bare = [], []
+    for n in range(sizes["latency_pairs"]):
+        label = f"lat-{latency:g}-c{concurrency}-{n}"
+        bulk.append(_bulk(sandbox, workdir, ids, rows=rows, concurrency=concurrency,
+                          rate="100000", label=label))
+        bare.append(_bare(sandbox, workdir, ids, rows=rows, concurrency=concurrency,
+                          label=f"{label}-bare"))
+    found = {"latency_ms": latency, "concurrency": concurrency, "rows": rows,
+             "bulk_steady": statistics.median(r["steady_rows_per_s"] for r in bulk),
+             "bare_steady": statistics.median(r["steady_rows_per_s"] for r in bare)}
+    found["ratio"] = found["bulk_steady"] / found["bare_steady"]
+    say(f"{latency:g} ms c{concurrency}: steady {found['bulk_steady']:.0f} rows/s against "
+        f"the bare loop's {found['bare_steady']:.0f} ({found['ratio']:.2f})")
     return found
 
 
@@ -209,8 +242,9 @@ def render(results: dict[str, Any], *, shared: bool = True) -> str:
         f"ms (bare loop: {cpu['bare_cpu_ms_per_row']:.3f} ms) | <= {MAX_CPU_MS_PER_ROW} ms | "
         f"{_verdict(cpu['job_cpu_ms_per_row'] <= MAX_CPU_MS_PER_ROW)} |",
         f"| Steady throughput against a bare aiohttp loop (same GET and PUT per row, same "
-        f"run; rows finished between the 10th and 90th percentile of finish times, the "
-        f"whole job after the semicolon) | {cpu['bulk_steady']:,.0f} vs "
+        f"run; {cpu['rows']:,} rows, c32, 0 ms: the client's CPU is the limit; rows "
+        f"finished between the 10th and 90th percentile of finish times, the whole job "
+        f"after the semicolon) | {cpu['bulk_steady']:,.0f} vs "
         f"{cpu['bare_steady']:,.0f} rows/s: {cpu['ratio']:.2f}; {cpu['bulk_rows_per_s']:,.0f} "
         f"vs {cpu['bare_rows_per_s']:,.0f}: {cpu['whole_ratio']:.2f} | >= {MIN_BARE_RATIO} | "
         f"{_verdict(cpu['ratio'] >= MIN_BARE_RATIO)} |",
@@ -218,6 +252,20 @@ def render(results: dict[str, Any], *, shared: bool = True) -> str:
         f"({sdk['sdk_rows']} rows) | {sdk['bulk_rows_per_s']:,.0f} vs "
         f"{sdk['sdk_rows_per_s']:.1f} rows/s: {sdk['speedup']:.1f}x | >= {MIN_SDK_SPEEDUP:g}x | "
         f"{_verdict(sdk['speedup'] >= MIN_SDK_SPEEDUP)} |",
+        "", "### Against the bare loop where users run it", "",
+        "The same bare loop, at the latencies and concurrencies of the quota table, no "
+        "quota; steady rows/s (finish times between the 10th and 90th percentile), the "
+        "median of the runs, each row a record of its own. At 0 ms (above) the client's "
+        "own CPU is the limit (the sandbox takes the other core); with a network in "
+        "between, the round trips are.", "",
+        "| latency | concurrency | rows | `bulk apply` (rows/s) | bare loop (rows/s) | "
+        "ratio | verdict |", "|---|---|---|---|---|---|---|"]
+    for c in results["latency"]:
+        lines.append(
+            f"| {c['latency_ms']:g} ms | {c['concurrency']} | {c['rows']:,} | "
+            f"{c['bulk_steady']:,.0f} | {c['bare_steady']:,.0f} | {c['ratio']:.2f} | "
+            f"{_verdict(c['ratio'] >= MIN_BARE_RATIO)} |")
+    lines += [
         "", "### The quota table", "",
         f"`--rate auto`, default burst; each job sized for ~{results['sizes']['cell_seconds']:g} "
         "s at Q. Utilization: requests the sandbox accepted (the preflight included) over "
