@@ -315,6 +315,22 @@ async def test_a_burst_taken_at_the_starting_pace_does_not_stall_the_climb() -> 
     assert pacer.rate >= 320.0
 
 
+async def _to_the_first_429(quota: float, gap: float) -> tuple[ManualClock, Pacer, list[float]]:
+    """A pacer sending every `gap` s into the sandbox's bucket (a second's worth of
+    `quota`, full at the start) until its first 429 (Retry-After 1): the send times."""
+    clock = ManualClock()
+    bucket = Quota(quota, None, clock.now)
+    pacer = Pacer(1000, burst=5, clock=clock, start=1000)
+    await pacer.acquire()
+    sent = []
+    while not bucket.take("token"):
+        sent.append(clock.t)
+        pacer.accepted(clock.t)
+        clock.t += gap
+    pacer.refused(1.0, sent_at=clock.t)
+    return clock, pacer, sent
+
+
 @pytest.mark.parametrize("quota", [5, 20, 60])
 async def test_the_first_estimate_is_never_below_the_rate(quota) -> None:
     # The sandbox's own bucket (a second's worth, full at the start), drained at many
@@ -324,16 +340,7 @@ async def test_the_first_estimate_is_never_below_the_rate(quota) -> None:
     # after the pause, wasting what it gathers, until a probe found it.
     for step in range(60):
         gap = (0.02 + 0.9 * step / 60 + 0.001 * (step % 7)) / quota  # between sends
-        clock = ManualClock()
-        bucket = Quota(quota, None, clock.now)
-        pacer = Pacer(1000, burst=5, clock=clock, start=1000)
-        await pacer.acquire()
-        sent = []
-        while not bucket.take("token"):
-            sent.append(clock.t)
-            pacer.accepted(clock.t)
-            clock.t += gap
-        pacer.refused(1.0, sent_at=clock.t)
+        clock, pacer, sent = await _to_the_first_429(quota, gap)
         estimate, spread = first_cycle(sent, clock.t)
         assert quota <= pacer.settled_rate <= quota + spread + 1e-9, (gap, sent)
         assert pacer.settled_rate == pytest.approx(Pacer.SETTLE * estimate)
@@ -348,16 +355,7 @@ async def test_the_pause_refill_is_spent_but_a_reserve_for_the_excess_stays(quot
     # most 10 s of the spread. At 5/s 15% (0.75) would run out within the job (a second
     # 429, over the 2% of its 61 requests); at 200/s 15% (30) would mostly stay unspent
     # when a short job ends.
-    clock = ManualClock()
-    bucket = Quota(quota, None, clock.now)
-    pacer = Pacer(1000, burst=5, clock=clock, start=1000)
-    await pacer.acquire()
-    sent = []
-    while not bucket.take("token"):
-        sent.append(clock.t)
-        pacer.accepted(clock.t)
-        clock.t += 0.2 / quota
-    pacer.refused(1.0, sent_at=clock.t)
+    clock, pacer, sent = await _to_the_first_429(quota, 0.2 / quota)
     estimate, spread = first_cycle(sent, clock.t)
     settled = pacer.settled_rate
     credit = (pacer.rate - settled) * Pacer.SPEND
