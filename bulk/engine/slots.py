@@ -233,9 +233,7 @@ class Slots:
         each try, and a slot won while a pause began is not used. `first`: served before
         every waiting caller that did not ask it (see the module docstring).
         """
-        limiter = self._ready()
-        if limiter is not None and not self._lock.busy() and cooling() <= 0 \
-                and _take_free(limiter):
+        if not self._lock.busy() and self._grant(cooling):
             return True
         if await self._lock.acquire(first):
             return False  # queued, then handed a slot when the head let go
@@ -246,8 +244,7 @@ class Slots:
                     waited = True
                     await self._clock.sleep(left)
                 limiter = await self._current()
-                if limiter.has_capacity():
-                    await limiter.acquire()
+                if _take_free(limiter):
                     return not waited
                 waited = True
                 head = self._head = asyncio.ensure_future(limiter.acquire())
