@@ -126,14 +126,33 @@ def _climb(sandbox: Sandbox, workdir: Path, ids: list[str], sizes: dict[str, Any
     return found
 
 
+def _against_bare_pairs(sandbox: Sandbox, workdir: Path, ids: list[str], *, rows: int,
+                        concurrency: int, pairs: int, label: str
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`pairs` times a `bulk apply` job (the pacer holding nothing back) then the bare loop,
+    alternating, same rows and concurrency: the runs of each."""
+    bulk, bare = [], []
+    for n in range(pairs):
+        bulk.append(_bulk(sandbox, workdir, ids, rows=rows, concurrency=concurrency,
+                          rate="100000", label=f"{label}-{n}"))
+        bare.append(_bare(sandbox, workdir, ids, rows=rows, concurrency=concurrency,
+                          label=f"{label}-{n}-bare"))
+    return bulk, bare
+
+
+def _steady(bulk: list[dict[str, Any]], bare: list[dict[str, Any]]) -> dict[str, float]:
+    """Median steady rows/s of each (finish times between the 10th and 90th percentile),
+    and their ratio."""
+    found = {"bulk_steady": statistics.median(r["steady_rows_per_s"] for r in bulk),
+             "bare_steady": statistics.median(r["steady_rows_per_s"] for r in bare)}
+    return {**found, "ratio": found["bulk_steady"] / found["bare_steady"]}
+
+
 def _cpu(sandbox: Sandbox, workdir: Path, ids: list[str], sizes: dict[str, Any],
          say: Any) -> dict[str, Any]:
     rows = sizes["cpu_rows"]
-    bulk, bare = [], []
-    for n in range(sizes["cpu_pairs"]):
-        bulk.append(_bulk(sandbox, workdir, ids, rows=rows, concurrency=32, rate="100000",
-                          label=f"cpu-{n}"))
-        bare.append(_bare(sandbox, workdir, ids, rows=rows, concurrency=32, label=f"bare-{n}"))
+    bulk, bare = _against_bare_pairs(sandbox, workdir, ids, rows=rows, concurrency=32,
+                                     pairs=sizes["cpu_pairs"], label="cpu")
     found = {"rows": rows,
              "job_cpu_ms_per_row": statistics.median(r["job_cpu_s"] for r in bulk) / rows * 1e3,
              "process_cpu_ms_per_row":
@@ -141,11 +160,8 @@ def _cpu(sandbox: Sandbox, workdir: Path, ids: list[str], sizes: dict[str, Any],
              "bare_cpu_ms_per_row": statistics.median(r["job_cpu_s"] for r in bare) / rows * 1e3,
              "bulk_rows_per_s": statistics.median(rows / r["job_s"] for r in bulk),
              "bare_rows_per_s": statistics.median(rows / r["job_s"] for r in bare),
-             # Steady: rows/s between the 10th and 90th percentile of finish times.
-             "bulk_steady": statistics.median(r["steady_rows_per_s"] for r in bulk),
-             "bare_steady": statistics.median(r["steady_rows_per_s"] for r in bare)}
+             **_steady(bulk, bare)}
     found["whole_ratio"] = found["bulk_rows_per_s"] / found["bare_rows_per_s"]
-    found["ratio"] = found["bulk_steady"] / found["bare_steady"]
     say(f"cpu: {found['job_cpu_ms_per_row']:.3f} ms/row in the job "
         f"({found['process_cpu_ms_per_row']:.3f} whole process); {found['bulk_rows_per_s']:.0f}"
         f" rows/s against the bare loop's {found['bare_rows_per_s']:.0f} "
@@ -161,17 +177,11 @@ def _against_bare(sandbox: Sandbox, workdir: Path, ids: list[str], sizes: dict[s
     trips), every row a record of its own; the two alternate."""
     rows = int(min(len(ids), 4_000, sizes["cell_seconds"] / 2 * concurrency
                    / (2 * (latency + 1) / 1000)))
-    bulk, bare = [], []
-    for n in range(sizes["latency_pairs"]):
-        label = f"lat-{latency:g}-c{concurrency}-{n}"
-        bulk.append(_bulk(sandbox, workdir, ids, rows=rows, concurrency=concurrency,
-                          rate="100000", label=label))
-        bare.append(_bare(sandbox, workdir, ids, rows=rows, concurrency=concurrency,
-                          label=f"{label}-bare"))
+    bulk, bare = _against_bare_pairs(sandbox, workdir, ids, rows=rows,
+                                     concurrency=concurrency, pairs=sizes["latency_pairs"],
+                                     label=f"lat-{latency:g}-c{concurrency}")
     found = {"latency_ms": latency, "concurrency": concurrency, "rows": rows,
-             "bulk_steady": statistics.median(r["steady_rows_per_s"] for r in bulk),
-             "bare_steady": statistics.median(r["steady_rows_per_s"] for r in bare)}
-    found["ratio"] = found["bulk_steady"] / found["bare_steady"]
+             **_steady(bulk, bare)}
     say(f"{latency:g} ms c{concurrency}: steady {found['bulk_steady']:.0f} rows/s against "
         f"the bare loop's {found['bare_steady']:.0f} ({found['ratio']:.2f})")
     return found

@@ -37,7 +37,6 @@ from bulk.engine.ledger_rows import (
     FAILED,
     IN_DOUBT,
     INVALID,
-    MARKS_KEPT,
     OK,
     PENDING,
     RETRYABLE,
@@ -74,6 +73,11 @@ __all__ = [
 
 if TYPE_CHECKING:  # asyncio is imported where it is used: `bulk status` need not load it
     import asyncio
+
+#: In-doubt marks whose dumped before/after are kept for the row's final entry: far more
+#: than the rows a job has under way at once.
+MARKS_KEPT = 4096
+
 
 class Ledger:
     """The ledger file. Synchronous and used from the event loop's thread only.

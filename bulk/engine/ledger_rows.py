@@ -101,11 +101,6 @@ class Entry:
     read_back: bool = False
 
 
-#: In-doubt marks whose dumped before/after are kept for the row's final entry: far more
-#: than the rows a job has under way at once.
-MARKS_KEPT = 4096
-
-
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
