@@ -17,7 +17,14 @@ from bulk.sandbox import Sandbox
 from bulk.tallyfy.select_query import SelectError, build_selection
 from bulk.tallyfy.select_scan import SelectOptions, select
 from bulk.tallyfy.targets import RUNS, TEMPLATES
-from tests.support.helpers import config, connection_to, env_for, on_records, run_job
+from tests.support.helpers import (
+    config,
+    connection_to,
+    env_for,
+    on_records,
+    run_job,
+    serving,
+)
 
 
 async def run_select(sandbox, path: Path, target=RUNS, *, token=None, limit=None, **filters):
@@ -323,18 +330,11 @@ async def test_list_items_without_a_needed_field_are_read_whole(tmp_path):
     app = web.Application()
     app.router.add_get(f"/api/organizations/{org}/runs", listing)
     app.router.add_get(f"/api/organizations/{org}/runs/{{rid}}", one)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
+    async with serving(app) as port:
         connection = Connection(f"http://127.0.0.1:{port}/api", org, Secret("t"))
         options = SelectOptions(output=tmp_path / "m.jsonl", rate=10_000.0, burst=100)
         summary = await select(build_selection(RUNS, member=8, sets=("name={name}!",)),
                                options, connection, clock=SkipClock())
-    finally:
-        await runner.cleanup()
 
     assert summary.pages == 2 and summary.reads == 130 and len(gets) == 130
     rows = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]

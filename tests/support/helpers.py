@@ -15,6 +15,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from bulk.engine.clock import SkipClock
 from bulk.engine.ledger import Entry
 from bulk.engine.retry import RetryPolicy
@@ -187,6 +189,20 @@ async def not_http_peer() -> AsyncIterator[int]:
     finally:
         peer.close()
         await peer.wait_closed()
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[int]:
+    """A small aiohttp app of a test's own on loopback (a stand-in the sandbox cannot play);
+    yields its port."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield site._server.sockets[0].getsockname()[1]
+    finally:
+        await runner.cleanup()
 
 
 def interleaved(lanes: list[list[Any]], seed: int) -> list[Any]:

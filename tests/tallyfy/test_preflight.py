@@ -15,7 +15,7 @@ from bulk.sandbox import Faults
 from bulk.tallyfy.apply_job import ApplyOptions, execute, prepare
 from bulk.tallyfy.connection import Connection, Secret
 from tests.commands.test_cli import invoke
-from tests.support.helpers import env_for, not_http_peer, rename_csv, run_ids
+from tests.support.helpers import env_for, not_http_peer, rename_csv, run_ids, serving
 
 
 async def apply_with(connection: Connection, path: Path):
@@ -56,18 +56,10 @@ async def test_an_unreachable_host_is_one_line_and_no_row_is_recorded(sandbox, r
 
 
 async def test_a_tls_failure_is_named(sandbox, renames):
-    app = web.Application()  # speaks plain HTTP where TLS is expected
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
+    async with serving(web.Application()) as port:  # plain HTTP where TLS is expected
         connection = Connection(f"https://127.0.0.1:{port}/api", sandbox.org_id,
                                 Secret(sandbox.token))
         error, counts, _ = await apply_with(connection, renames)
-    finally:
-        await runner.cleanup()
     assert isinstance(error, ConfigError)
     assert str(error).startswith("TLS failure talking to 127.0.0.1")
     assert counts == {}
