@@ -2,6 +2,7 @@
 
     python -m benchmarks.pace_client bulk INPUT LEDGER CONCURRENCY RATE [--fixed]
     python -m benchmarks.pace_client bare INPUT - CONCURRENCY -
+    python -m benchmarks.pace_client bare INPUT LEDGER CONCURRENCY -
 
 Reads TALLYFY_BASE_URL, TALLYFY_ORG_ID and TALLYFY_ACCESS_TOKEN; prints one JSON line:
 the job's own seconds (from its first request to its last answer, without start-up),
@@ -11,7 +12,10 @@ requests sent, and the steady rows/s: rows finished per second between the 10th 
 `--fixed`: the pace is set at its ceiling from the first request (the twin of a climbing
 job). `bare`: for each row a GET and a PUT of the new name with the
 run's users and groups, `CONCURRENCY` workers, nothing else (no ledger, no pacer, no
-retry, no checks): the floor any client doing the same job pays.
+retry, no checks): the floor any client doing the same job pays. `bare` with a LEDGER:
+the same loop keeping only the ledger's promise, with bulk's own `Ledger`: each row's
+in-doubt mark (its before and after) committed before its PUT leaves, its outcome
+recorded after: the floor any client that can resume and undo exactly pays.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 #: The share of a job's rows left out at each end of its steady window.
 STEADY_MARGIN = 0.1
@@ -87,29 +92,40 @@ def bulk_job(input_path: Path, ledger: Path, concurrency: int, rate: str,
 
 
 async def _bare(rows: list[tuple[str, str]], concurrency: int,
-                finished: list[float]) -> int:
+                finished: list[float], ledger: Any = None) -> int:
     import aiohttp
+
+    if ledger is not None:
+        from bulk.engine.ledger import IN_DOUBT, OK, Entry
 
     base = os.environ["TALLYFY_BASE_URL"].rstrip("/")
     org = os.environ["TALLYFY_ORG_ID"]
     headers = {"Authorization": f"Bearer {os.environ['TALLYFY_ACCESS_TOKEN']}",
                "Accept": "application/json", "X-Tallyfy-Client": "APIClient"}
-    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-    for row in rows:
-        queue.put_nowait(row)
+    queue: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
+    for number, (run_id, name) in enumerate(rows, start=1):
+        queue.put_nowait((number, run_id, name))
     done = 0
 
     async def worker(session: aiohttp.ClientSession) -> None:
         nonlocal done
         while not queue.empty():
-            run_id, name = queue.get_nowait()
+            number, run_id, name = queue.get_nowait()
             url = f"{base}/organizations/{org}/runs/{run_id}"
             async with session.get(url, headers=headers) as answer:
                 run = (await answer.json())["data"]
             body = {"name": name, "users": run["users"], "groups": run["groups"]}
+            if ledger is not None:
+                mark = Entry(row=number, status=IN_DOUBT, record_id=run_id, attempts=1,
+                             before={"name": run["name"]}, after={"name": name})
+                await ledger.record_durably(mark)
             async with session.put(url, json=body, headers=headers) as answer:
                 await answer.read()
                 done += answer.status == 200
+            if ledger is not None:
+                ledger.record(Entry(row=number, status=OK, record_id=run_id, attempts=1,
+                                    http_status=answer.status, before=mark.before,
+                                    after=mark.after))
             finished.append(time.time())
 
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -118,12 +134,22 @@ async def _bare(rows: list[tuple[str, str]], concurrency: int,
     return done
 
 
-def bare_loop(input_path: Path, concurrency: int) -> dict[str, object]:
+def bare_loop(input_path: Path, concurrency: int,
+              ledger: Path | None = None) -> dict[str, object]:
     with open(input_path, newline="") as handle:
         rows = [(line["id"], line["name"]) for line in csv.DictReader(handle)]
     finished: list[float] = []
+    kept = None
+    if ledger is not None:  # opened before the clock starts, as bulk's is
+        from bulk.engine.ledger import Ledger
+
+        kept = Ledger(ledger)
     cpu, started = _process_cpu(), time.perf_counter()
-    done = asyncio.run(_bare(rows, concurrency, finished))
+    try:
+        done = asyncio.run(_bare(rows, concurrency, finished, kept))
+    finally:
+        if kept is not None:
+            kept.close()  # the last batch committed, as bulk's job does before it ends
     return {"job_s": time.perf_counter() - started, "job_cpu_s": _process_cpu() - cpu,
             "ok": done, "requests": 2 * len(rows), "rate_limited": 0, "exit_code": 0,
             "steady_rows_per_s": steady_rate(finished)}
@@ -135,7 +161,8 @@ def main(argv: list[str]) -> int:
         found = bulk_job(Path(input_path), Path(ledger), int(concurrency), rate,
                          "--fixed" in argv)
     else:
-        found = bare_loop(Path(input_path), int(concurrency))
+        found = bare_loop(Path(input_path), int(concurrency),
+                          None if ledger == "-" else Path(ledger))
     found["process_cpu_s"] = _process_cpu()
     print(json.dumps(found))
     return 0
