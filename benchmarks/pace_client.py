@@ -15,7 +15,7 @@ run's users and groups, `CONCURRENCY` workers, nothing else (no ledger, no pacer
 retry, no checks): the floor any client doing the same job pays. `bare` with a LEDGER:
 the same loop keeping only the ledger's promise, with bulk's own `Ledger`: each row's
 in-doubt mark (its before and after) committed before its PUT leaves, its outcome
-recorded after: the floor any client that can resume and undo exactly pays.
+recorded after: what keeping the ledger's promise alone costs.
 """
 
 from __future__ import annotations
