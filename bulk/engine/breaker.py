@@ -20,9 +20,16 @@ from bulk.engine.errors import StopJob
 
 
 class OutageError(StopJob):
-    """The API stayed unreachable longer than the outage limit."""
+    """The API stayed unreachable longer than the outage limit.
+
+    `outage` says so in words, without the job's advice to resume, for callers that have
+    nothing to resume (select, the member list)."""
 
     how = "outage"
+
+    def __init__(self, outage: str) -> None:
+        super().__init__(f"{outage}; run again to resume")
+        self.outage = outage
 
 
 class Breaker:
@@ -131,6 +138,4 @@ class Breaker:
         self._gave_up = True
         minutes = self.limit / 60
         span = f"{minutes:g} min" if self.limit >= 60 else f"{self.limit:g} s"
-        raise OutageError(
-            f"the API stayed unreachable for {span}; run again to resume"
-        )
+        raise OutageError(f"the API stayed unreachable for {span}")

@@ -82,9 +82,8 @@ async def directory_for(connection: Connection, pacing: Pacing, clock: Clock) ->
         except OutageError as exc:
             # Inside a job an outage stops the job (its rows resume); here nothing has begun,
             # so it is the list that could not be read (select starts over, no resuming).
-            down = str(exc).partition(";")[0]
-            raise MembersUnavailable(f"cannot read the organization's member list: {down}"
-                                     ) from None
+            raise MembersUnavailable(
+                f"cannot read the organization's member list: {exc.outage}") from None
 
 
 def _user_id(value: Any) -> int | None:

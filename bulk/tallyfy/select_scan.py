@@ -296,8 +296,8 @@ async def _retried(policy: RetryPolicy, clock: Clock, call: Any) -> Answer:
         # The breaker waited the outage out as long as it may: the list cannot be read
         # to its end now (nothing is written), as its last answer says.
         said = f" (last: {last.describe()})" if last is not None else ""
-        down = str(exc).partition(";")[0]  # a select starts over: there is no resuming
-        raise SelectFailed(f"{down}{said}") from None
+        # A select starts over: there is no resuming.
+        raise SelectFailed(f"{exc.outage}{said}") from None
     except HttpError as exc:
         if exc.status == 401:
             raise
